@@ -1,0 +1,29 @@
+# wg-endpointd developer entry points. `make demo` and `make test` set up everything they need.
+PY := .venv/bin/python
+
+.PHONY: setup test unit lint demo bench ipk clean
+
+setup:
+	sh scripts/setup.sh
+
+test: setup lint
+	$(PY) -m pytest -q
+
+unit: setup
+	$(PY) -m pytest -q -m "not lab"
+
+lint: setup
+	$(PY) -m ruff check src tests bench scripts
+	$(PY) -m mypy
+
+demo: setup
+	$(PY) -m demo
+
+bench: setup
+	$(PY) -m bench.round
+
+ipk:
+	python3 scripts/build_ipk.py --out dist
+
+clean:
+	rm -rf dist build .pytest_cache .mypy_cache .ruff_cache

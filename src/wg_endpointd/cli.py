@@ -1,0 +1,176 @@
+"""Command line: argument parsing, logging set-up and exit codes (design.md §6)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .config import DEFAULT_PORT, Config, HostSpec, PeerConfig, Settings, default_probe_address
+from .errors import ConfigError, UsageError, WgEndpointdError
+from .validate import is_ifname, is_public_key, parse_hostport, parse_port
+
+EXIT_OK, EXIT_UNFIXED, EXIT_USAGE = 0, 1, 2
+log = logging.getLogger("wg_endpointd")
+
+
+def _parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="wg-endpointd", description=(
+        "Keep every WireGuard peer's endpoint on an address WireGuard can reach."))
+    top.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", help="log probe detail (debug)")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    once = sub.add_parser("once", parents=[common],
+                          help="check and fix every managed peer once, then exit")
+    once.add_argument("--config-dir", default="/etc/config", help="UCI directory")
+    once.add_argument("--dry-run", action="store_true", help="decide but change nothing")
+    once.add_argument("--interface", help="only this WireGuard interface")
+    once.add_argument("--peer", help="only the peer with this public key")
+    once.add_argument("--host", help="candidate host for --peer, without UCI")
+    once.add_argument("--port", help=f"port for --host (default {DEFAULT_PORT})")
+    run = sub.add_parser("run", parents=[common], help="run the daemon in the foreground (procd)")
+    run.add_argument("--config-dir", default="/etc/config", help="UCI directory")
+    status = sub.add_parser("status", help="show the daemon's view from the run directory")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    cfg = sub.add_parser("config", help="show the peers it would manage, as read")
+    cfg.add_argument("--config-dir", default="/etc/config", help="UCI directory")
+    cfg.add_argument("--json", action="store_true", help="machine-readable output")
+    return top
+
+
+def _setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    root = logging.getLogger("wg_endpointd")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    root.propagate = False
+
+
+def _adhoc_peer(args: argparse.Namespace) -> PeerConfig:
+    """The peer described by --interface/--peer/--host/--port (no UCI)."""
+    if not (args.interface and args.peer):
+        raise UsageError("--host needs --interface and --peer")
+    try:
+        port = parse_port(args.port) if args.port else DEFAULT_PORT
+        host, port = parse_hostport(args.host, port)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    settings = Settings()
+    return PeerConfig(interface=args.interface, public_key=args.peer, section="(command line)",
+                      endpoint_host=host, endpoint_port=port, hosts=(HostSpec(host, port),),
+                      probe_timeout=settings.probe_timeout,
+                      verify_timeout=settings.verify_timeout)
+
+
+def _select(cfg: Config, args: argparse.Namespace) -> list[PeerConfig]:
+    peers = cfg.managed()
+    if args.interface:
+        if args.interface not in cfg.interfaces:
+            raise UsageError(f"unknown interface {args.interface!r} (wireguard interfaces: "
+                             f"{', '.join(cfg.interfaces) or 'none'})")
+        peers = [p for p in peers if p.interface == args.interface]
+    if args.peer:
+        peers = [p for p in peers if p.public_key == args.peer]
+        if not peers:
+            raise UsageError(f"peer {args.peer[:8]}… is not a managed peer"
+                             + (f" of {args.interface}" if args.interface else ""))
+    return peers
+
+
+def _check_selectors(args: argparse.Namespace) -> None:
+    if args.interface is not None and not is_ifname(args.interface):
+        raise UsageError(f"invalid interface name {args.interface!r}")
+    if args.peer is not None and not is_public_key(args.peer):
+        raise UsageError("--peer is not a WireGuard public key (44 base64 characters)")
+    if args.port is not None and args.host is None:
+        raise UsageError("--port needs --host")
+
+
+def cmd_once(args: argparse.Namespace) -> int:
+    from .engine import Engine
+    from .probe import IcmpProber
+    from .wg import WgClient
+
+    _check_selectors(args)
+    problems: tuple[str, ...] = ()
+    if args.host is not None:
+        peers = [_adhoc_peer(args)]
+        level = "info"
+    else:
+        cfg = load_config(args.config_dir)
+        problems, level = cfg.problems, cfg.settings.log_level
+        peers = _select(cfg, args)
+    _setup_logging("debug" if args.verbose else level)
+    for problem in problems:
+        log.warning("%s", problem)
+    if not peers:
+        log.warning("no managed peers")
+        return EXIT_UNFIXED if problems else EXIT_OK
+    outcomes = Engine(WgClient(), IcmpProber()).round(peers, dry_run=args.dry_run)
+    for out in outcomes:
+        line = f"{out.peer.label}: {out.status} {out.endpoint or '(none)'} ({out.detail})"
+        (log.info if out.ok else log.warning)("%s", line)
+    return EXIT_OK if all(o.ok for o in outcomes) and not problems else EXIT_UNFIXED
+
+
+def load_config(config_dir: str) -> Config:
+    from . import config
+
+    return config.load(config_dir)
+
+
+def peer_json(peer: PeerConfig) -> dict[str, object]:
+    return {
+        "interface": peer.interface, "public_key": peer.public_key, "section": peer.section,
+        "description": peer.description, "endpoint_host": peer.endpoint_host,
+        "endpoint_port": peer.endpoint_port, "disabled": peer.disabled,
+        "managed": peer.managed, "reason": peer.reason,
+        "candidates": [str(h) for h in peer.hosts], "family": peer.family,
+        "allowed_ips": list(peer.allowed_ips), "route_allowed_ips": peer.route_allowed_ips,
+        "persistent_keepalive": peer.keepalive,
+        "probe_address": peer.probe_address or default_probe_address(peer.allowed_ips),
+        "probe_timeout": peer.probe_timeout, "verify_timeout": peer.verify_timeout,
+    }
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config_dir)
+    if args.json:
+        print(json.dumps([peer_json(p) for p in cfg.peers], indent=2))
+    else:
+        for p in cfg.peers:
+            state = "managed" if p.managed else f"not managed: {p.reason}"
+            hosts = " ".join(str(h) for h in p.hosts) or "-"
+            print(f"{p.interface}\t{p.public_key[:8]}…\t{p.description or '-'}\t{hosts}\t{state}")
+    for problem in cfg.problems:
+        print(f"wg-endpointd: warning: {problem}", file=sys.stderr)
+    return EXIT_UNFIXED if cfg.problems else EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0) and EXIT_USAGE
+    commands = {"once": cmd_once, "config": cmd_config}
+    try:
+        from . import daemon
+
+        commands.update(run=daemon.cmd_run, status=daemon.cmd_status)
+    except ImportError:
+        pass
+    try:
+        return commands[args.command](args)
+    except (ConfigError, UsageError) as exc:
+        print(f"wg-endpointd: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except WgEndpointdError as exc:
+        print(f"wg-endpointd: error: {exc}", file=sys.stderr)
+        return EXIT_UNFIXED
+    except KeyboardInterrupt:
+        return 130

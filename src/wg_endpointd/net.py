@@ -1,0 +1,77 @@
+"""Thin adapters over sockets: name resolution, route checks, tunnel datagrams."""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import socket
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+
+from .validate import ip_literal
+
+SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
+
+
+class ResolveError(Exception):
+    """A name did not resolve; the message is one line for the log."""
+
+
+def resolve_one(host: str) -> list[str]:
+    """All A and AAAA addresses of `host`, in resolver order. Raises ResolveError."""
+    literal = ip_literal(host)
+    if literal is not None:
+        return [literal]
+    try:
+        infos = socket.getaddrinfo(host, None, socket.AF_UNSPEC, socket.SOCK_DGRAM)
+    except socket.gaierror as exc:
+        raise ResolveError(f"cannot resolve {host}: {exc.strerror}") from None
+    except UnicodeError:
+        raise ResolveError(f"cannot resolve {host}: invalid name") from None
+    return list(dict.fromkeys(str(info[4][0]).split("%", 1)[0] for info in infos))
+
+
+def resolve_many(hosts: Iterable[str], workers: int = 16) -> dict[str, list[str] | ResolveError]:
+    """Resolve hosts concurrently; each value is a list of addresses or the error."""
+    unique = list(dict.fromkeys(hosts))
+    results: dict[str, list[str] | ResolveError] = {}
+
+    def one(host: str) -> None:
+        try:
+            results[host] = resolve_one(host)
+        except ResolveError as exc:
+            results[host] = exc
+
+    if unique:
+        with ThreadPoolExecutor(max_workers=min(workers, len(unique))) as pool:
+            list(pool.map(one, unique))
+    return results
+
+
+def route_usable(address: str) -> bool:
+    """True when this host has a route and a usable source address for `address`.
+
+    Connecting a UDP socket sends nothing; it fails at once when the family
+    has no route, and for IPv6 a link-local source means no global address.
+    """
+    ip = ipaddress.ip_address(address)
+    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.connect((address, 9))
+            source = ipaddress.ip_address(sock.getsockname()[0].split("%", 1)[0])
+    except OSError:
+        return False
+    return not (source.is_link_local and not ip.is_link_local)
+
+
+def send_into_tunnel(iface: str, address: str, port: int = 9) -> bool:
+    """Send one small datagram through `iface` to `address`; False if it could not be sent."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, iface.encode())
+            sock.sendto(b"\0", (address, port))
+    except OSError as exc:
+        return exc.errno in (errno.ECONNREFUSED,)
+    return True

@@ -1,0 +1,66 @@
+"""Pure decisions: given what was observed about a peer, keep it or try candidates.
+
+Rules:
+1. A peer whose current path WireGuard has shown alive is kept, whatever the order.
+2. Otherwise candidates are tried in rank order: ICMP-answered before silent
+   (a hint, never a veto), then the preferred family, then lower RTT, then
+   the Happy Eyeballs order.
+3. When liveness cannot be tested, the current endpoint is tried first.
+4. The caller restores the original endpoint if no candidate verifies, so a
+   peer is never left worse off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from .model import Endpoint, ProbeResult
+
+
+@dataclass(frozen=True, slots=True)
+class Keep:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Try:
+    order: tuple[Endpoint, ...]
+    reason: str
+
+
+Decision = Keep | Try
+
+
+def rank(candidates: Sequence[Endpoint], probes: Mapping[str, ProbeResult],
+         prefer: int) -> list[Endpoint]:
+    """Order candidates for verification (rule 2)."""
+
+    def key(item: tuple[int, Endpoint]) -> tuple[int, int, float, int]:
+        index, ep = item
+        probe = probes.get(ep.address)
+        if probe is None or probe.rtt_ms is None:
+            return (1, 0, 0.0, index)
+        return (0, 0 if ep.family == prefer else 1, probe.rtt_ms, index)
+
+    return [ep for _, ep in sorted(enumerate(candidates), key=key)]
+
+
+def decide(current: Endpoint | None, alive: bool, candidates: Sequence[Endpoint],
+           probes: Mapping[str, ProbeResult], prefer: int, unknown: bool = False) -> Decision:
+    """Keep a proven path; otherwise the candidates to try, best first.
+
+    `unknown` means liveness could not be tested (no address to send into the
+    tunnel); the current endpoint, if still a candidate, is then tried first.
+    """
+    if alive:
+        return Keep("path alive")
+    if not candidates:
+        return Keep("no usable candidates")
+    order = rank(candidates, probes, prefer)
+    if unknown and current in order:
+        order.remove(current)
+        order.insert(0, current)
+        return Try(tuple(order), "liveness unknown, checking current endpoint first")
+    why = "no endpoint" if current is None else f"{current} not answering"
+    return Try(tuple(order), why)

@@ -1,0 +1,153 @@
+"""The `wg` binary: a pure dump parser and a thin adapter around subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .errors import WgError
+from .model import Endpoint, InterfaceDump, PeerDump
+from .validate import is_ifname, is_public_key
+
+Runner = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def parse_dump(name: str, text: str) -> InterfaceDump:
+    """Parse `wg show IF dump`; the interface line's private key is dropped.
+
+    Raises ValueError on malformed output.
+    """
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise ValueError("empty dump")
+    head = lines[0].split("\t")
+    if len(head) != 4:
+        raise ValueError(f"bad interface line ({len(head)} fields)")
+    peers: dict[str, PeerDump] = {}
+    for line in lines[1:]:
+        f = line.split("\t")
+        if len(f) != 8:
+            raise ValueError(f"bad peer line ({len(f)} fields)")
+        allowed = () if f[3] == "(none)" else tuple(a for a in f[3].split(",") if a)
+        peers[f[0]] = PeerDump(
+            public_key=f[0],
+            preshared_key=None if f[1] == "(none)" else f[1],
+            endpoint=Endpoint.parse(f[2]),
+            allowed_ips=allowed,
+            latest_handshake=int(f[4]),
+            rx_bytes=int(f[5]),
+            tx_bytes=int(f[6]),
+            keepalive=None if f[7] == "off" else int(f[7]),
+        )
+    return InterfaceDump(name=name, listen_port=int(head[2]), peers=peers)
+
+
+@dataclass(frozen=True, slots=True)
+class Reset:
+    """Re-create a peer with every attribute restored and a new endpoint."""
+
+    peer: PeerDump
+    endpoint: Endpoint
+
+
+def reset_args(resets: Sequence[Reset]) -> tuple[list[str], list[str], list[str]]:
+    """argv tails for one batched reset: (remove+re-add args, restore args, psk texts).
+
+    Removing and re-adding a peer clears its session and the 5 s handshake rate
+    limit. Re-adding with a keepalive makes WireGuard send a packet at once,
+    which starts a handshake to the new endpoint; peers whose keepalive was off
+    get it switched off again by the restore args. Preshared keys go through
+    /dev/fd pipes, never through argv; the i-th psk text is read from the
+    placeholder `@PSK{i}`.
+    """
+    add: list[str] = []
+    restore: list[str] = []
+    psks: list[str] = []
+    for item in resets:
+        p = item.peer
+        add += ["peer", p.public_key, "remove", "peer", p.public_key]
+        if p.preshared_key:
+            add += ["preshared-key", f"@PSK{len(psks)}"]
+            psks.append(p.preshared_key)
+        add += ["endpoint", str(item.endpoint), "allowed-ips", ",".join(p.allowed_ips),
+                "persistent-keepalive", str(p.keepalive or 25)]
+        if p.keepalive is None:
+            restore += ["peer", p.public_key, "persistent-keepalive", "off"]
+    return add, restore, psks
+
+
+class WgClient:
+    """Runs `wg` with argv lists, a timeout and no DNS retries."""
+
+    def __init__(self, wg_path: str = "wg", timeout: float = 5.0,
+                 run: Runner = subprocess.run) -> None:
+        self._wg = wg_path
+        self._timeout = timeout
+        self._run = run
+        self._env = dict(os.environ, WG_ENDPOINT_RESOLUTION_RETRIES="0")
+
+    def _call(self, args: list[str], pass_fds: Sequence[int] = ()) -> str:
+        argv = [self._wg, *args]
+        what = " ".join(args[:3])
+        try:
+            proc = self._run(argv, capture_output=True, text=True, timeout=self._timeout,
+                             env=self._env, check=False, pass_fds=tuple(pass_fds))
+        except FileNotFoundError:
+            raise WgError(f"wg binary not found: {self._wg}") from None
+        except subprocess.TimeoutExpired:
+            raise WgError(f"`wg {what}` timed out after {self._timeout:g} s") from None
+        except OSError as exc:
+            raise WgError(f"cannot run {self._wg}: {exc.strerror}") from None
+        if proc.returncode != 0:
+            detail = (proc.stderr or "").strip().splitlines()
+            raise WgError(f"`wg {what}` failed: {detail[-1] if detail else proc.returncode}")
+        return proc.stdout
+
+    def show(self, iface: str) -> InterfaceDump:
+        """Raises WgError when the interface is missing or the output is unreadable."""
+        _check_iface(iface)
+        text = self._call(["show", iface, "dump"])
+        try:
+            return parse_dump(iface, text)
+        except ValueError as exc:
+            raise WgError(f"cannot parse `wg show {iface} dump`: {exc}") from None
+
+    def set_endpoint(self, iface: str, key: str, endpoint: Endpoint) -> None:
+        _check_iface(iface)
+        _check_key(key)
+        self._call(["set", iface, "peer", key, "endpoint", str(endpoint)])
+
+    def reset(self, iface: str, resets: Sequence[Reset]) -> None:
+        """Re-create peers with new endpoints (see `reset_args`) in one call."""
+        if not resets:
+            return
+        _check_iface(iface)
+        for item in resets:
+            _check_key(item.peer.public_key)
+        add, restore, psks = reset_args(resets)
+        fds: list[int] = []
+        try:
+            for i, psk in enumerate(psks):
+                read_fd, write_fd = os.pipe()
+                os.write(write_fd, psk.encode() + b"\n")
+                os.close(write_fd)
+                fds.append(read_fd)
+                add[add.index(f"@PSK{i}")] = f"/dev/fd/{read_fd}"
+            self._call(["set", iface, *add], pass_fds=fds)
+        finally:
+            for fd in fds:
+                os.close(fd)
+        if restore:
+            self._call(["set", iface, *restore])
+
+
+def _check_iface(iface: str) -> None:
+    if not is_ifname(iface):
+        raise WgError(f"invalid interface name {iface!r}")
+
+
+def _check_key(key: str) -> None:
+    if not is_public_key(key):
+        raise WgError("invalid public key")

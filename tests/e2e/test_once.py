@@ -1,0 +1,133 @@
+"""`wg-endpointd once` against real WireGuard, real DNS and real packet filtering."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.e2e.helpers import NAME, endpoint, four_links, peer_section, run_cli, write_config
+
+pytestmark = pytest.mark.lab
+
+
+def test_ipv6_dead_moves_to_ipv4(lab, tmp_path):
+    links = four_links(lab)
+    pair = lab.add_wg_pair(51820)
+    lab.set_dns({NAME: [links["v6a"].peer_addr, links["v4a"].peer_addr]})
+    lab.block(links["v6a"], "all")
+    lab.set_endpoint(pair, links["v6a"].endpoint())  # what wg itself would have picked
+    confdir = write_config(tmp_path, [pair], peer_section(pair))
+
+    res, took = run_cli(lab, "once", "--config-dir", confdir)
+
+    assert res.returncode == 0, res.stderr
+    assert endpoint(lab, pair) == links["v4a"].endpoint()
+    assert "switched" in res.stderr and links["v4a"].endpoint() in res.stderr
+    assert lab.ping_through_tunnel(pair, count=2)
+    assert took < 10
+
+
+def test_icmp_answers_but_wireguard_udp_dropped_chooses_ipv4(lab, tmp_path):
+    links = four_links(lab)
+    pair = lab.add_wg_pair(51820, psk=True)  # the reset must restore the preshared key
+    lab.set_dns({NAME: [links["v6a"].peer_addr, links["v4a"].peer_addr]})
+    lab.block(links["v6a"], "udp")
+    assert lab.router(["ping", "-6", "-c1", "-W1", links["v6a"].peer_addr], check=False).returncode == 0
+    lab.set_endpoint(pair, links["v6a"].endpoint())
+    confdir = write_config(tmp_path, [pair], peer_section(pair))
+
+    res, _ = run_cli(lab, "once", "--config-dir", confdir, "-v")
+
+    assert res.returncode == 0, res.stderr
+    assert endpoint(lab, pair) == links["v4a"].endpoint()
+    assert f"{links['v6a'].endpoint()} not verified" in res.stderr  # tried first, rejected
+    assert lab.ping_through_tunnel(pair)
+    assert lab.wg_dump(pair)[1] != "(none)"  # preshared key still set
+
+
+def test_peer_moved_in_dns(lab, tmp_path):
+    links = four_links(lab)
+    pair = lab.add_wg_pair(51820)
+    lab.set_dns({NAME: [links["v4b"].peer_addr]})
+    lab.set_endpoint(pair, links["v4b"].endpoint())
+    assert lab.ping_through_tunnel(pair)
+    lab.remove_peer_address(links["v4b"])  # the peer moves away ...
+    lab.set_dns({NAME: [links["v4a"].peer_addr]})  # ... and updates its DNS record
+    lab.reset_router_peer(pair)  # the old session is long gone
+    confdir = write_config(tmp_path, [pair], peer_section(pair))
+
+    res, _ = run_cli(lab, "once", "--config-dir", confdir)
+
+    assert res.returncode == 0, res.stderr
+    assert endpoint(lab, pair) == links["v4a"].endpoint()
+    assert lab.ping_through_tunnel(pair)
+
+
+def test_healthy_endpoint_not_first_is_left_alone(lab, tmp_path):
+    links = four_links(lab)
+    pair = lab.add_wg_pair(51820)
+    lab.set_dns({NAME: [links["v6a"].peer_addr, links["v4a"].peer_addr]})  # v6 preferred
+    lab.set_endpoint(pair, links["v4a"].endpoint())
+    assert lab.ping_through_tunnel(pair)
+    before = lab.wg_dump(pair)
+    time.sleep(1.1)  # a reset would give a visibly newer handshake time
+    confdir = write_config(tmp_path, [pair], peer_section(pair))
+
+    res, _ = run_cli(lab, "once", "--config-dir", confdir)
+
+    after = lab.wg_dump(pair)
+    assert res.returncode == 0, res.stderr
+    assert "healthy" in res.stderr and "switched" not in res.stderr
+    assert after[2] == links["v4a"].endpoint()
+    assert after[4] == before[4]  # same handshake: the session was not reset
+
+
+def test_broken_peer_next_to_good_one(lab, tmp_path):
+    links = four_links(lab)
+    good = lab.add_wg_pair(51820)
+    other = lab.add_wg_pair(51821)
+    lab.set_dns({NAME: [links["v6a"].peer_addr, links["v4a"].peer_addr]})
+    lab.block(links["v6a"], "all")
+    lab.set_endpoint(good, links["v6a"].endpoint())
+    broken = peer_section(other).replace(f"'{other.peer_port}'", "'not-a-port'")
+    confdir = write_config(tmp_path, [good, other], peer_section(good) + broken)
+
+    res, _ = run_cli(lab, "once", "--config-dir", confdir)
+
+    assert res.returncode == 1, res.stderr
+    assert "endpoint_port" in res.stderr and "network:" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert endpoint(lab, good) == links["v4a"].endpoint()
+    assert lab.ping_through_tunnel(good)
+
+
+def test_once_without_uci(lab):
+    links = four_links(lab)
+    pair = lab.add_wg_pair(51820)
+    lab.set_dns({NAME: [links["v6b"].peer_addr, links["v4b"].peer_addr]})
+    lab.block(links["v6b"], "all")
+    lab.set_endpoint(pair, links["v6b"].endpoint())
+
+    res, _ = run_cli(lab, "once", "--interface", pair.router_if, "--peer", pair.peer_public,
+                     "--host", NAME, "--port", str(pair.peer_port))
+
+    assert res.returncode == 0, res.stderr
+    assert endpoint(lab, pair) == links["v4b"].endpoint()
+
+
+def test_missing_wg_and_unknown_peer_are_one_line_errors(lab, tmp_path):
+    links = four_links(lab)
+    pair = lab.add_wg_pair(51820)
+    lab.set_dns({NAME: [links["v4a"].peer_addr]})
+    other_key = lab.add_wg_pair(51821).router_public  # a key that is not a peer of pair.router_if
+    res, _ = run_cli(lab, "once", "--interface", pair.router_if, "--peer", other_key,
+                     "--host", NAME)
+    assert res.returncode == 1 and "is not on" in res.stderr and "Traceback" not in res.stderr
+    confdir = write_config(tmp_path, [pair], peer_section(pair))
+    env_path = "/nonexistent"
+    res = lab.router(["env", f"PATH={env_path}", __import__("sys").executable, "-m", "wg_endpointd",
+                      "once", "--config-dir", confdir], check=False,
+                     env={"PYTHONPATH": __import__("tests.e2e.helpers").e2e.helpers.SRC})
+    assert res.returncode == 1 and "wg binary not found" in res.stderr
+    assert "Traceback" not in res.stderr

@@ -1,0 +1,71 @@
+"""Fakes for the engine's adapters: a scripted WireGuard, prober, resolver and clock."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from wg_endpointd.errors import WgError
+from wg_endpointd.model import Endpoint, InterfaceDump, PeerDump, ProbeResult
+from wg_endpointd.net import ResolveError
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class FakeWg:
+    """Peers answer when their endpoint is in `working`; `kicked` peers with a live path show rx."""
+
+    def __init__(self, peers: dict[str, dict[str, PeerDump]], working: set[Endpoint]) -> None:
+        self.ifaces = peers
+        self.working = working
+        self.resets: list[tuple[str, list[tuple[str, Endpoint]]]] = []
+        self.fail_show: set[str] = set()
+
+    def show(self, iface: str) -> InterfaceDump:
+        if iface in self.fail_show or iface not in self.ifaces:
+            raise WgError(f"`wg show {iface}` failed: No such device")
+        peers = {}
+        for key, p in self.ifaces[iface].items():
+            if p.endpoint in self.working and p.latest_handshake == 0:
+                p = dataclasses.replace(p, latest_handshake=1_700_000_000, rx_bytes=p.rx_bytes + 92)
+                self.ifaces[iface][key] = p
+            peers[key] = p
+        return InterfaceDump(iface, 51820, peers)
+
+    def reset(self, iface: str, resets) -> None:
+        self.resets.append((iface, [(r.peer.public_key, r.endpoint) for r in resets]))
+        for r in resets:
+            self.ifaces[iface][r.peer.public_key] = dataclasses.replace(
+                r.peer, endpoint=r.endpoint, latest_handshake=0, rx_bytes=0, tx_bytes=0)
+
+    def kick(self, iface: str, address: str) -> bool:
+        """A datagram into the tunnel: a live path answers with received bytes."""
+        for key, p in self.ifaces.get(iface, {}).items():
+            if p.endpoint in self.working:
+                self.ifaces[iface][key] = dataclasses.replace(p, rx_bytes=p.rx_bytes + 64)
+        return True
+
+
+class FakeProber:
+    def __init__(self, rtts: dict[str, float]) -> None:
+        self.rtts = rtts
+        self.calls: list[list[list[str]]] = []
+
+    def probe(self, groups, timeout):
+        self.calls.append([list(g) for g in groups])
+        return {a: ProbeResult(a, self.rtts.get(a)) for g in groups for a in g}
+
+
+def resolver(table: dict[str, list[str]]):
+    def resolve(hosts):
+        return {h: (list(table[h]) if h in table else ResolveError(f"cannot resolve {h}: NXDOMAIN"))
+                for h in hosts}
+    return resolve

@@ -1,0 +1,135 @@
+import dataclasses
+
+from tests.fakes import FakeClock, FakeProber, FakeWg, resolver
+from wg_endpointd.config import HostSpec, PeerConfig
+from wg_endpointd.engine import Engine
+from wg_endpointd.errors import ProbeSetupError
+from wg_endpointd.model import Endpoint, PeerDump
+
+K1 = "Va59Y/gEvqIMstruG2luVqRezlCdO81HXOF46SS9oFI="
+K2 = "HbTz4YbSm6CpZ3Nn2b9n1c4gDM8WZ7b9kqx3XWdd3Hk="
+V6 = Endpoint("2001:db8:1::2", 51820)
+V6B = Endpoint("2001:db8:2::2", 51820)
+V4 = Endpoint("192.0.2.2", 51820)
+V4B = Endpoint("198.51.100.2", 51820)
+DNS = {"peer.wg.test": [V6.address, V4.address, V6B.address, V4B.address]}
+
+
+def peer(key=K1, iface="wg0", **kw):
+    base = PeerConfig(interface=iface, public_key=key, section="@wireguard_wg0[0]",
+                      endpoint_host="peer.wg.test", hosts=(HostSpec("peer.wg.test", 51820),),
+                      allowed_ips=("198.51.100.129/32",), probe_address="198.51.100.129")
+    return dataclasses.replace(base, **kw)
+
+
+def dump(key=K1, endpoint=V6, handshake=1_699_999_000, rx=500):
+    return PeerDump(key, endpoint, ("198.51.100.129/32",), handshake, rx, 900, None, None)
+
+
+def engine(wg, prober, table=DNS, clock=None, route_ok=lambda a: True):
+    clock = clock or FakeClock()
+    return Engine(wg, prober, resolve=resolver(table), route_ok=route_ok, kick=wg.kick,
+                  clock=clock, sleep=clock.sleep, poll=0.02), clock
+
+
+def test_dead_ipv6_moves_to_ipv4_that_answers_ping():
+    wg = FakeWg({"wg0": {K1: dump()}}, working={V4, V4B})
+    eng, clock = engine(wg, FakeProber({V4.address: 3.0, V4B.address: 9.0}))
+    [out] = eng.round([peer()])
+    assert out.status == "switched" and out.endpoint == V4
+    assert wg.resets == [("wg0", [(K1, V4)])]
+    assert clock.now - 1000 < 1.5  # liveness window + one verification
+
+
+def test_ping_is_only_a_hint_silent_candidate_still_found():
+    wg = FakeWg({"wg0": {K1: dump()}}, working={V4B})
+    eng, _ = engine(wg, FakeProber({V6B.address: 1.0}))
+    [out] = eng.round([peer()])
+    assert out.status == "switched" and out.endpoint == V4B
+    tried = [ep for _, batch in wg.resets for _, ep in batch]
+    assert tried[0] == V6B and tried[-1] == V4B and V4B not in tried[:-1]
+
+
+def test_ping_answering_but_wg_blocked_is_not_chosen():
+    wg = FakeWg({"wg0": {K1: dump()}}, working={V4})
+    eng, _ = engine(wg, FakeProber({V6.address: 1.0, V6B.address: 1.0, V4.address: 2.0}))
+    [out] = eng.round([peer()])
+    assert out.endpoint == V4 and out.status == "switched"
+
+
+def test_healthy_current_endpoint_is_untouched_even_if_not_first():
+    wg = FakeWg({"wg0": {K1: dump(endpoint=V4B)}}, working={V6, V4, V6B, V4B})
+    eng, _ = engine(wg, FakeProber({a: 1.0 for a in DNS["peer.wg.test"]}))
+    [out] = eng.round([peer()])
+    assert out.status == "healthy" and out.endpoint == V4B
+    assert wg.resets == []
+
+
+def test_nothing_works_restores_original_endpoint():
+    wg = FakeWg({"wg0": {K1: dump()}}, working=set())
+    eng, _ = engine(wg, FakeProber({}))
+    [out] = eng.round([peer(verify_timeout=0.5)])
+    assert out.status == "failed" and not out.ok
+    assert wg.resets[-1] == ("wg0", [(K1, V6)])
+    assert wg.ifaces["wg0"][K1].endpoint == V6
+
+
+def test_dns_failure_keeps_current_endpoint():
+    wg = FakeWg({"wg0": {K1: dump()}}, working=set())
+    eng, _ = engine(wg, FakeProber({}), table={})
+    [out] = eng.round([peer()])
+    assert out.endpoint == V6 and wg.resets == [] and not out.ok
+
+
+def test_unusable_family_is_skipped_without_probing():
+    wg = FakeWg({"wg0": {K1: dump()}}, working={V4})
+    prober = FakeProber({V4.address: 1.0})
+    eng, _ = engine(wg, prober, route_ok=lambda a: ":" not in a)
+    [out] = eng.round([peer()])
+    assert out.endpoint == V4
+    assert prober.calls == [[[V4.address, V4B.address]]]
+
+
+def test_broken_peer_does_not_stop_others():
+    wg = FakeWg({"wg0": {K1: dump()}}, working={V4})
+    eng, _ = engine(wg, FakeProber({V4.address: 1.0}))
+    outs = eng.round([peer(K2, iface="wg9"), peer()])
+    assert outs[0].status == "error" and "wg9" in outs[0].detail
+    assert outs[1].status == "switched"
+
+
+def test_peer_missing_from_interface_is_an_error():
+    wg = FakeWg({"wg0": {}}, working=set())
+    eng, _ = engine(wg, FakeProber({}))
+    [out] = eng.round([peer()])
+    assert out.status == "error" and "not on wg0" in out.detail
+
+
+def test_dry_run_changes_nothing():
+    wg = FakeWg({"wg0": {K1: dump()}}, working={V4})
+    eng, _ = engine(wg, FakeProber({V4.address: 1.0}))
+    [out] = eng.round([peer()], dry_run=True)
+    assert out.status == "would-switch" and wg.resets == []
+
+
+def test_probe_permission_error_degrades_to_unranked():
+    class NoPerm:
+        def probe(self, groups, timeout):
+            raise ProbeSetupError("no permission for ICMP sockets")
+
+    wg = FakeWg({"wg0": {K1: dump()}}, working={V4})
+    eng, _ = engine(wg, NoPerm())
+    [out] = eng.round([peer()])
+    assert out.status == "switched" and out.endpoint == V4
+
+
+def test_many_peers_verify_in_parallel():
+    keys = [f"{i:042d}"[:42].replace("0", "A") + "A=" for i in range(50)]
+    keys = [k[:40] + f"{i:02d}" + "A=" for i, k in enumerate(keys)]
+    peers = {k: dump(key=k) for k in keys}
+    wg = FakeWg({"wg0": peers}, working={V4})
+    eng, clock = engine(wg, FakeProber({V4.address: 1.0}))
+    outs = eng.round([peer(k) for k in keys])
+    assert all(o.status == "switched" for o in outs)
+    assert len(wg.resets) == 1 and len(wg.resets[0][1]) == 50
+    assert clock.now - 1000 < 1.5
