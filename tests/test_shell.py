@@ -44,10 +44,7 @@ FAKE_DAEMON = (
     "open(sys.argv[3],'w').close();time.sleep(300)"
 )
 # Runs argv[1:] as its child, prints the child's pid and waits for it.
-PARENT = (
-    "import subprocess,sys;p=subprocess.Popen(sys.argv[1:]);"
-    "print(p.pid,flush=True);p.wait()"
-)
+PARENT = "import subprocess,sys;p=subprocess.Popen(sys.argv[1:]);print(p.pid,flush=True);p.wait()"
 
 WAKE_ACTIONS = ["ifup", "ifdown", "ifupdate", "ifup-failed", "connected", "disconnected"]
 IGNORED_ACTIONS = ["connecting", "disconnecting", "iflink", "free", ""]
@@ -268,8 +265,10 @@ def test_hotplug_matrix(
 
     woken = action in WAKE_ACTIONS and state == "running"
     if procd:
-        expected = ["sourced initscript=/etc/init.d/wg-endpointd",
-                    "procd_send_signal wg-endpointd * USR1"]
+        expected = [
+            "sourced initscript=/etc/init.d/wg-endpointd",
+            "procd_send_signal wg-endpointd * USR1",
+        ]
         assert lab.procd_calls() == (expected if woken else [])
         assert daemon.take() == []
     else:
@@ -290,7 +289,9 @@ def test_hotplug_without_action_variables(lab: Lab, fakes: dict[str, FakeDaemon]
     result = subprocess.run(
         [lab.busybox, "sh", "-c", '. "$0"', str(HOTPLUG)],
         env={"WG_ENDPOINTD_RUN_DIR": str(lab.run_dir)},
-        capture_output=True, text=True, timeout=10,
+        capture_output=True,
+        text=True,
+        timeout=10,
     )
     _quiet(result)
     assert fakes["daemon"].take() == []
@@ -326,6 +327,12 @@ def test_hotplug_garbage_pid_file(lab: Lab, fakes: dict[str, FakeDaemon], conten
     (lab.run_dir / "wg-endpointd.pid").write_text(content)
     _quiet(lab.hotplug("ifup"))
     assert fakes["daemon"].take() == []
+
+
+def test_hotplug_pid_file_without_newline(lab: Lab, fakes: dict[str, FakeDaemon]) -> None:
+    (lab.run_dir / "wg-endpointd.pid").write_text(str(fakes["daemon"].pid))
+    _quiet(lab.hotplug("ifupdate"))
+    assert fakes["daemon"].take() == ["SIGUSR1"]
 
 
 def test_hotplug_dead_pid(lab: Lab) -> None:
@@ -395,9 +402,10 @@ def test_hotplug_lets_later_scripts_run(lab: Lab, fakes: dict[str, FakeDaemon]) 
     for action in ("ifup", "iflink"):
         result = subprocess.run(
             [lab.busybox, "sh", "-c", loop, "hotplug-call", str(HOTPLUG), str(later)],
-            env={"ACTION": action, "INTERFACE": "wan",
-                 "WG_ENDPOINTD_RUN_DIR": str(lab.run_dir)},
-            capture_output=True, text=True, timeout=10,
+            env={"ACTION": action, "INTERFACE": "wan", "WG_ENDPOINTD_RUN_DIR": str(lab.run_dir)},
+            capture_output=True,
+            text=True,
+            timeout=10,
         )
         _quiet(result)
         assert marker.read_text() == f"{action}\n"
@@ -448,7 +456,9 @@ class InitRun:
     def __init__(self, result: subprocess.CompletedProcess[str], log: Path) -> None:
         self.returncode = result.returncode
         self.stderr = result.stderr
-        self.calls = [line.split("\t") for line in log.read_text().splitlines()] if log.exists() else []
+        self.calls = (
+            [line.split("\t") for line in log.read_text().splitlines()] if log.exists() else []
+        )
 
     def named(self, name: str) -> list[list[str]]:
         return [call for call in self.calls if call[0] == name]
@@ -462,11 +472,19 @@ def init(tmp_path: Path, busybox: str):
     def call(function: str, *, uci: str = "", rc: int = 0, env: dict[str, str] | None = None):
         log = tmp_path / "calls.log"
         log.unlink(missing_ok=True)
-        full_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "STUB_LOG": str(log),
-                    "FAKE_UCI": uci, "FAKE_UCI_RC": str(rc), **(env or {})}
+        full_env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "STUB_LOG": str(log),
+            "FAKE_UCI": uci,
+            "FAKE_UCI_RC": str(rc),
+            **(env or {}),
+        }
         result = subprocess.run(
             [busybox, "sh", str(INIT_HARNESS), str(INIT), str(run_dir), function],
-            env=full_env, capture_output=True, text=True, timeout=10,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=10,
         )
         return InitRun(result, log)
 
@@ -484,8 +502,14 @@ def test_init_header() -> None:
 def test_init_start_default(init) -> None:
     run = init("start_service")
     assert run.returncode == 0, run.stderr
-    assert run.calls[0] == ["uci_load_validate", "wg-endpointd", "globals", "globals",
-                            "start_globals", *SCHEMA]
+    assert run.calls[0] == [
+        "uci_load_validate",
+        "wg-endpointd",
+        "globals",
+        "globals",
+        "start_globals",
+        *SCHEMA,
+    ]
     assert run.calls[1:] == INSTANCE
     assert not any(call[1] == "pidfile" for call in run.named("procd_set_param"))
 
@@ -508,13 +532,23 @@ def test_init_start_invalid(init) -> None:
     assert run.returncode != 0
     assert run.named("procd_open_instance") == []
     assert "wg-endpointd: invalid settings in /etc/config/wg-endpointd" in run.stderr
-    assert run.named("logger") == [["logger", "-t", "wg-endpointd", "-p", "daemon.err",
-                                    "invalid settings in /etc/config/wg-endpointd, not starting"]]
+    assert run.named("logger") == [
+        [
+            "logger",
+            "-t",
+            "wg-endpointd",
+            "-p",
+            "daemon.err",
+            "invalid settings in /etc/config/wg-endpointd, not starting",
+        ]
+    ]
 
 
 def test_init_respawn_overrides(init) -> None:
-    run = init("start_service",
-               env={"respawn_threshold": "60", "respawn_timeout": "2", "respawn_retry": "0"})
+    run = init(
+        "start_service",
+        env={"respawn_threshold": "60", "respawn_timeout": "2", "respawn_retry": "0"},
+    )
     assert ["procd_set_param", "respawn", "60", "2", "0"] in run.calls
 
 
@@ -587,15 +621,17 @@ def test_init_service_stopped_cleans_run_dir(init) -> None:
 
 @pytest.mark.parametrize("script", [HOTPLUG, INIT, PROCD_STUB, INIT_HARNESS], ids=lambda p: p.name)
 def test_shellcheck(shellcheck: str, script: Path) -> None:
-    result = subprocess.run([shellcheck, "-s", "sh", str(script)],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [shellcheck, "-s", "sh", str(script)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("script", [HOTPLUG, INIT], ids=lambda p: p.name)
 def test_busybox_parses(busybox: str, script: Path) -> None:
-    result = subprocess.run([busybox, "sh", "-n", str(script)],
-                            capture_output=True, text=True, timeout=10)
+    result = subprocess.run(
+        [busybox, "sh", "-n", str(script)], capture_output=True, text=True, timeout=10
+    )
     assert result.returncode == 0, result.stderr
 
 
