@@ -157,13 +157,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0) and EXIT_USAGE
-    commands = {"once": cmd_once, "config": cmd_config}
-    try:
-        from . import daemon
+    from . import daemon, status
 
-        commands.update(run=daemon.cmd_run, status=daemon.cmd_status)
-    except ImportError:
-        pass
+    commands = {"once": cmd_once, "config": cmd_config, "run": daemon.cmd_run,
+                "status": status.cmd_status}
     try:
         return commands[args.command](args)
     except (ConfigError, UsageError) as exc:

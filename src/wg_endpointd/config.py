@@ -190,6 +190,18 @@ def default_probe_address(allowed_ips: tuple[str, ...]) -> str | None:
     return str(best.network_address + 1)
 
 
+def covers_endpoint(peer: PeerConfig, address: str) -> bool:
+    """True when the peer's routed allowed IPs contain `address` (a full tunnel)."""
+    ip = ipaddress.ip_address(address)
+    for item in peer.allowed_ips:
+        try:
+            if ip in ipaddress.ip_network(item, strict=False):
+                return peer.route_allowed_ips
+        except ValueError:
+            continue
+    return False
+
+
 def _override_for(own: uci.Package | None, iface: str, key: str) -> uci.Section | None:
     if own is None:
         return None

@@ -76,6 +76,7 @@ class Engine:
         self.wg, self.prober, self.resolve = wg, prober, resolve
         self.route_ok, self.kick = route_ok, kick
         self.clock, self.sleep, self.poll = clock, sleep, poll
+        self.last_resolved: dict[str, list[str]] = {}
 
     # -- observation -------------------------------------------------------
 
@@ -98,8 +99,11 @@ class Engine:
             for spec in peer.hosts:
                 found = resolved.get(spec.host, [])
                 if isinstance(found, net.ResolveError):
-                    log.warning("%s: %s", peer.label, found)
-                    continue
+                    found = self.last_resolved.get(spec.host, [])
+                    log.warning("%s: %s; %s", peer.label, resolved[spec.host],
+                                "using last known addresses" if found else "no candidates")
+                else:
+                    self.last_resolved[spec.host] = found
                 eps += [Endpoint(a, spec.port) for a in found]
             eps = cand.clean(eps)
             for ep in eps:
@@ -138,6 +142,13 @@ class Engine:
             if waiting:
                 self.sleep(self.poll)
         return alive
+
+    def probe_hint(self, groups: list[list[str]], timeout: float) -> dict[str, ProbeResult]:
+        """ICMP hints for groups of addresses (empty when ICMP is unavailable)."""
+        return self._probe(groups, timeout)
+
+    def kick_peer(self, peer: PeerConfig, dump: PeerDump) -> bool:
+        return self._kick(peer, dump)
 
     def _kick(self, peer: PeerConfig, dump: PeerDump) -> bool:
         """Send one datagram into the tunnel so a live peer answers (design §5)."""
@@ -186,25 +197,21 @@ class Engine:
             decision = policy.decide(cur, alive.get(key, False), eps, probes,
                                      cand.preferred_family(peer.family),
                                      unknown=key not in kicked)
-            common = {"candidates": tuple(eps), "probes": {e.address: probes[e.address]
-                                                          for e in eps if e.address in probes}}
+            seen = {e.address: probes[e.address] for e in eps if e.address in probes}
             if isinstance(decision, policy.Keep):
-                ok = alive.get(key, False)
-                status = "healthy" if ok else "failed"
-                outcomes[key] = Outcome(peer, status, cur, decision.reason, **common)
+                status = "healthy" if alive.get(key, False) else "failed"
+                outcomes[key] = Outcome(peer, status, cur, decision.reason, tuple(eps), seen)
             elif dry_run:
                 outcomes[key] = Outcome(peer, "would-switch", cur,
                                         f"would try {', '.join(map(str, decision.order))}",
-                                        **common)
+                                        tuple(eps), seen)
             else:
                 jobs.append(_Job(peer, before[key], decision.order, decision.reason))
-        for job in self._verify(jobs):
-            assert job.result is not None
-            outcomes[job.peer.public_key] = Outcome(
-                job.peer, job.result.status, job.result.endpoint, job.result.detail,
-                candidates=tuple(found[job.peer.public_key]),
-                probes={e.address: probes[e.address] for e in found[job.peer.public_key]
-                        if e.address in probes})
+        for out in self._verify(jobs):
+            eps = found[out.peer.public_key]
+            outcomes[out.peer.public_key] = Outcome(
+                out.peer, out.status, out.endpoint, out.detail, candidates=tuple(eps),
+                probes={e.address: probes[e.address] for e in eps if e.address in probes})
         return [outcomes[p.public_key] for p in peers]
 
     # -- verification ------------------------------------------------------
@@ -223,7 +230,19 @@ class Engine:
                 for job in group:
                     job.result = Outcome(job.peer, "error", job.original.endpoint, str(exc))
 
-    def _verify(self, jobs: list[_Job]) -> list[_Job]:
+    def switch(self, peer: PeerConfig, order: Sequence[Endpoint], reason: str) -> Outcome:
+        """Try `order` for one peer; restore its endpoint if none verifies."""
+        dump = self._dumps([peer.interface])[peer.interface]
+        if isinstance(dump, WgError):
+            return Outcome(peer, "error", None, str(dump))
+        current = dump.peers.get(peer.public_key)
+        if current is None:
+            return Outcome(peer, "error", None, f"peer {peer.public_key[:8]}… is not on "
+                                                f"{peer.interface}")
+        [out] = self._verify([_Job(peer, current, tuple(order), reason)])
+        return out
+
+    def _verify(self, jobs: list[_Job]) -> list[Outcome]:
         """Try each job's candidates in order until WireGuard shows one working."""
         begin = self.clock()
         for job in jobs:
@@ -269,7 +288,7 @@ class Engine:
                 self.wg.reset(iface, resets)
             except WgError as exc:
                 log.error("%s: cannot restore endpoints: %s", iface, exc)
-        return jobs
+        return [j.result for j in jobs if j.result is not None]
 
 
 def liveness_window(probes: Sequence[ProbeResult], ceiling: float) -> float:

@@ -26,7 +26,7 @@ def test_tunnel_over_ipv6_and_udp_block(lab: Lab) -> None:
     assert _handshake(lab, pair) == 0
 
     lab.set_endpoint(pair, v6.endpoint(pair.peer_port))
-    assert lab.ping_through_tunnel(pair)
+    assert lab.ping_through_tunnel(pair, timeout=5)
     fields = lab.wg_dump(pair)
     assert int(fields[4]) > 0
     assert fields[2] == f"[{v6.peer_addr}]:{pair.peer_port}"
@@ -42,13 +42,13 @@ def test_tunnel_over_ipv6_and_udp_block(lab: Lab) -> None:
     lab.block(v6, "all")
     assert lab.router(["ping", "-6", "-n", "-c1", "-W1", v6.peer_addr], check=False).returncode != 0
     lab.reset_router_peer(pair, v4.endpoint(pair.peer_port))
-    assert lab.ping_through_tunnel(pair)
+    assert lab.ping_through_tunnel(pair, timeout=5)
     assert _handshake(lab, pair) > 0
 
     # Unblocked again: v6 handshakes.
     lab.unblock(v6)
     lab.reset_router_peer(pair, v6.endpoint(pair.peer_port))
-    assert lab.ping_through_tunnel(pair)
+    assert lab.ping_through_tunnel(pair, timeout=5)
     assert _handshake(lab, pair) > 0
 
 

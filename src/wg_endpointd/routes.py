@@ -1,0 +1,97 @@
+"""Host routes for new endpoints of full-tunnel peers (design.md §5 "Full tunnels").
+
+When a peer's allowed IPs cover its own endpoint, packets to a new endpoint
+would be routed into the tunnel itself. After a switch the new endpoint gets a
+host route through the uplink; routes the daemon added earlier are removed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+PROTO = "186"  # route protocol number that marks the daemon's own routes
+Runner = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def parse_route_get(text: str) -> tuple[str | None, str | None]:
+    """(gateway, device) from `ip route get` output."""
+    words = text.split()
+    via = words[words.index("via") + 1] if "via" in words[:-1] else None
+    dev = words[words.index("dev") + 1] if "dev" in words[:-1] else None
+    return via, dev
+
+
+class HostRoutes:
+    """Adds and removes the daemon's endpoint host routes with `ip` (or netifd's ubus)."""
+
+    def __init__(self, run: Runner = subprocess.run, use_ubus: bool | None = None,
+                 timeout: float = 5.0) -> None:
+        self._run = run
+        self._timeout = timeout
+        self._ubus = (shutil.which("ubus") is not None and os.path.exists("/var/run/ubus")
+                      ) if use_ubus is None else use_ubus
+        self.owned: dict[str, str] = {}  # peer key -> endpoint address with our route
+
+    def _ip(self, *args: str) -> subprocess.CompletedProcess[str] | None:
+        try:
+            return self._run(["ip", *args], capture_output=True, text=True,
+                             timeout=self._timeout, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            log.warning("ip %s failed: %s", " ".join(args[:2]), exc)
+            return None
+
+    def update(self, key: str, iface: str, new: str) -> None:
+        """Route `new` outside the tunnel `iface`; drop the route we added before."""
+        stale = self.owned.pop(key, None)
+        if stale and stale != new:
+            self._ip("route", "del", stale, "proto", PROTO)
+        if self._ubus:
+            self._add_ubus(iface, new)
+        else:
+            self._add_ip(iface, new)
+        self.owned[key] = new
+
+    def _add_ubus(self, iface: str, address: str) -> None:
+        args = json.dumps({"target": address, "v6": ":" in address,
+                           "interface": iface, "exclude": True})
+        try:
+            self._run(["ubus", "call", "network", "add_host_route", args],
+                      capture_output=True, text=True, timeout=self._timeout, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            log.warning("ubus add_host_route %s failed: %s", address, exc)
+
+    def _add_ip(self, iface: str, new: str) -> None:
+        got = self._ip("route", "get", new)
+        if got is None or got.returncode != 0:
+            return
+        if parse_route_get(got.stdout)[1] != iface:
+            return  # already routed outside the tunnel
+        family = "-6" if ":" in new else "-4"
+        table = self._ip(family, "route", "show", "default")
+        uplink = None
+        for line in (table.stdout if table is not None else "").splitlines():
+            via, dev = parse_route_get(line)
+            if dev is not None and dev != iface:
+                uplink = (via, dev)
+                break
+        if uplink is None:
+            log.warning("no uplink default route outside %s for %s", iface, new)
+            return
+        via, dev = uplink
+        argv = [family, "route", "replace", new, "dev", dev, "proto", PROTO]
+        if via is not None:
+            argv[4:4] = ["via", via]
+        res = self._ip(*argv)
+        if res is not None and res.returncode == 0:
+            log.info("host route %s via %s dev %s", new, via or "(link)", dev)
+
+    def clear(self) -> None:
+        for address in self.owned.values():
+            self._ip("route", "del", address, "proto", PROTO)
+        self.owned.clear()

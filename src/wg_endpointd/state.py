@@ -1,0 +1,110 @@
+"""Per-peer daemon state and its transitions. Pure: times are passed in.
+
+Rules:
+1. `last_alive` is a lower bound: when WireGuard shows new bytes or a newer
+   handshake at a check, life is dated to the previous check, so a dead path
+   is declared at most `dead_after` after its last real sign of life.
+2. A peer with life within `check_interval` gets no liveness datagram; at most
+   one datagram per interval otherwise.
+3. A peer is dead after `dead_after` without life; repairs of a dead peer are
+   spaced by exponential backoff with jitter, reset by any interface event.
+4. A peer on a less preferred endpoint fails back only after a better
+   candidate has answered continuously for the hold time; a failed trial
+   doubles the hold (up to `backoff_max` times 4).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from .model import Endpoint, PeerDump, ProbeResult
+
+HEALTHY, DOWN, FALLBACK, UNKNOWN = "healthy", "down", "fallback", "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Switch:
+    old: Endpoint | None
+    new: Endpoint | None
+    reason: str
+    at: float  # wall clock
+
+
+@dataclass(frozen=True, slots=True)
+class PeerState:
+    phase: str = UNKNOWN
+    endpoint: Endpoint | None = None
+    rx_bytes: int = -1
+    handshake: int = -1
+    last_check: float | None = None
+    last_alive: float | None = None
+    last_kick: float | None = None
+    last_verified: float | None = None  # wall clock
+    failures: int = 0
+    next_repair: float = 0.0
+    better_since: float | None = None
+    hold: float = 0.0
+    candidates: tuple[Endpoint, ...] = ()
+    probes: tuple[ProbeResult, ...] = ()
+    last_switch: Switch | None = None
+
+
+def observe(state: PeerState, dump: PeerDump, now: float) -> PeerState:
+    """Fold one `wg show` reading into the state (rule 1)."""
+    moved = state.rx_bytes >= 0 and (dump.rx_bytes > state.rx_bytes
+                                     or dump.latest_handshake > state.handshake)
+    alive = state.last_alive
+    if moved:
+        alive = state.last_check if state.last_check is not None else now
+    elif alive is None:
+        alive = now  # first sight: give the path a full window before judging it
+    return dataclasses.replace(state, endpoint=dump.endpoint, rx_bytes=dump.rx_bytes,
+                               handshake=dump.latest_handshake, last_check=now,
+                               last_alive=alive)
+
+
+def wants_kick(state: PeerState, now: float, interval: float) -> bool:
+    """Rule 2."""
+    quiet = state.last_alive is None or now - state.last_alive >= interval
+    recent = state.last_kick is not None and now - state.last_kick < interval
+    return quiet and not recent
+
+
+def is_dead(state: PeerState, now: float, dead_after: float) -> bool:
+    return state.last_alive is not None and now - state.last_alive >= dead_after
+
+
+def backoff(failures: int, base: float, ceiling: float, jitter: float) -> float:
+    """Delay before repair attempt `failures`+1; `jitter` in [0, 1) spreads it by ±20 %."""
+    delay = min(ceiling, base * (2 ** max(0, failures - 1)))
+    return delay * (0.8 + 0.4 * jitter)
+
+
+def verified(state: PeerState, endpoint: Endpoint | None, now: float, wall: float,
+             phase: str) -> PeerState:
+    """WireGuard showed `endpoint` working."""
+    return dataclasses.replace(state, phase=phase, endpoint=endpoint, last_alive=now,
+                               last_verified=wall, failures=0, next_repair=0.0)
+
+
+def repair_failed(state: PeerState, now: float, delay: float) -> PeerState:
+    return dataclasses.replace(state, phase=DOWN, failures=state.failures + 1,
+                               next_repair=now + delay)
+
+
+def note_better(state: PeerState, answered: bool, now: float) -> PeerState:
+    """Track since when a better candidate has answered without a break (rule 4)."""
+    if not answered:
+        return dataclasses.replace(state, better_since=None)
+    return dataclasses.replace(state, better_since=state.better_since or now)
+
+
+def failback_due(state: PeerState, now: float, hold: float) -> bool:
+    wait = max(hold, state.hold)
+    return state.better_since is not None and now - state.better_since >= wait
+
+
+def failback_failed(state: PeerState, hold: float, ceiling: float) -> PeerState:
+    return dataclasses.replace(state, better_since=None,
+                               hold=min(max(hold, state.hold) * 2, ceiling * 4))

@@ -1,0 +1,44 @@
+"""`wg-endpointd status`: the daemon's view, read from the run directory."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from .rundir import RunDir
+
+EXIT_NOT_RUNNING = 3
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    rd = RunDir()
+    pid = rd.daemon_running()
+    try:
+        data = rd.read_state()
+    except FileNotFoundError:
+        data = None
+        problem = "no state file"
+    except (OSError, ValueError) as exc:
+        data = None
+        problem = f"state file unreadable ({exc}); the daemon rebuilds it"
+    if args.json:
+        print(json.dumps({"running": pid is not None, "pid": pid,
+                                        "peers": data["peers"] if data else []}, indent=1))
+        return 0 if pid is not None else EXIT_NOT_RUNNING
+    print(f"wg-endpointd: {f'running, pid {pid}' if pid else 'not running'}")
+    if data is None:
+        print(f"  {problem}", file=sys.stderr)
+        return 0 if pid is not None else EXIT_NOT_RUNNING
+    now = time.time()
+    for p in data["peers"]:
+        name = p.get("description") or p["public_key"][:8]
+        seen = p.get("last_verified")
+        ago = f"{now - seen:.0f}s ago" if isinstance(seen, (int, float)) else "never"
+        print(f"  {p['interface']:<8} {name:<16} {p['phase']:<9} {p['endpoint'] or '-':<28} "
+              f"verified {ago}")
+        sw = p.get("last_switch")
+        if sw:
+            print(f"           last switch {sw['from']} -> {sw['to']}: {sw['reason']}")
+    return 0 if pid is not None else EXIT_NOT_RUNNING

@@ -1,0 +1,198 @@
+"""`wg-endpointd run` against real WireGuard: events, silent failures, failback, signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.helpers import NAME, SRC, endpoint, four_links, peer_section, write_config
+
+pytestmark = pytest.mark.lab
+HOTPLUG = str(Path(__file__).resolve().parents[2] / "files/etc/hotplug.d/iface/20-wg-endpointd")
+
+
+def own_config(**opts: str) -> str:
+    lines = "".join(f"\toption {k} '{v}'\n" for k, v in opts.items())
+    return f"config globals 'globals'\n{lines}"
+
+
+@contextmanager
+def daemon(lab, confdir: str, run_dir: Path):
+    """Run the daemon in the router namespace; always stopped afterwards."""
+    env = dict(os.environ, PYTHONPATH=SRC, WG_ENDPOINTD_RUN_DIR=str(run_dir))
+    log = open(run_dir.parent / "daemon.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(["ip", "netns", "exec", lab.router_ns, sys.executable, "-m",
+                             "wg_endpointd", "run", "--config-dir", confdir],
+                            stdout=log, stderr=subprocess.STDOUT, env=env, text=True)
+    try:
+        wait_for(lambda: (run_dir / "wg-endpointd.pid").exists() and (run_dir / "state.json").exists(),
+                 10, "daemon start")
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=6)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        log.close()
+        print((run_dir.parent / "daemon.log").read_text()[-4000:])
+
+
+def wait_for(cond, timeout: float, what: str, step: float = 0.02) -> float:
+    """Poll `cond` (bounded by time and count); returns the seconds it took."""
+    start = time.monotonic()
+    for _ in range(int(timeout / step) + 1):
+        if cond():
+            return time.monotonic() - start
+        if time.monotonic() - start > timeout:
+            break
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def hotplug(lab, run_dir: Path, **env: str) -> float:
+    """Run the hotplug script as netifd/mwan3 would (sourced by busybox ash, stripped env)."""
+    args = [f"{k}={v}" for k, v in env.items()]
+    start = time.monotonic()
+    lab.router(["env", "-i", *args, f"WG_ENDPOINTD_RUN_DIR={run_dir}", "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+                "busybox", "sh", "-c", f". {HOTPLUG}"])
+    return time.monotonic() - start
+
+
+def setup(lab, tmp_path, **opts: str):
+    links = four_links(lab)
+    pair = lab.add_wg_pair(51820, router_keepalive=None)
+    lab.set_dns({NAME: [links["v6a"].peer_addr, links["v4a"].peer_addr]})
+    lab.set_endpoint(pair, links["v6a"].endpoint())
+    assert lab.ping_through_tunnel(pair)
+    confdir = write_config(tmp_path, [pair], peer_section(pair, description="office"),
+                           own_config(**opts))
+    run_dir = tmp_path / "run"
+    return links, pair, confdir, run_dir
+
+
+def state(run_dir: Path) -> dict:
+    return json.loads((run_dir / "state.json").read_text())
+
+
+def test_hotplug_event_moves_to_ipv4_within_3s(lab, tmp_path):
+    links, pair, confdir, run_dir = setup(lab, tmp_path)
+    with daemon(lab, confdir, run_dir):
+        wait_for(lambda: state(run_dir)["peers"][0]["phase"] == "healthy", 10, "healthy")
+        lab.block(links["v6a"], "all")  # IPv6 breaks ...
+        took_hotplug = hotplug(lab, run_dir, ACTION="ifdown", INTERFACE="wan6")  # ... netifd says so
+        took = wait_for(lambda: endpoint(lab, pair) == links["v4a"].endpoint()
+                        and int(lab.wg_dump(pair)[4]) > 0, 3, "switch to IPv4")
+        assert lab.ping_through_tunnel(pair)
+        wait_for(lambda: state(run_dir)["peers"][0]["last_switch"] is not None, 2, "state file")
+        s = state(run_dir)["peers"][0]
+        assert s["last_switch"]["to"] == links["v4a"].endpoint()
+        assert s["phase"] == "fallback"
+        print(f"event to verified endpoint: {took:.3f} s; hotplug script {took_hotplug * 1000:.1f} ms")
+
+
+def test_uplink_without_ipv6_tries_ipv4_at_once(lab, tmp_path):
+    links, pair, confdir, run_dir = setup(lab, tmp_path, verify_timeout="5")
+    with daemon(lab, confdir, run_dir):
+        wait_for(lambda: state(run_dir)["peers"][0]["phase"] == "healthy", 10, "healthy")
+        for name in ("v6a", "v6b"):  # wan6 down: the router has no IPv6 route any more
+            link = links[name]
+            lab.router(["ip", "addr", "del", f"{link.router_addr}/{link.prefixlen}",
+                        "dev", link.router_if])
+        hotplug(lab, run_dir, ACTION="ifdown", INTERFACE="wan6")
+        took = wait_for(lambda: endpoint(lab, pair) == links["v4a"].endpoint()
+                        and int(lab.wg_dump(pair)[4]) > 0, 1, "immediate switch to IPv4")
+        print(f"no-IPv6 uplink: verified IPv4 {took:.3f} s after the event")
+
+
+def test_ignored_events_do_not_wake(lab, tmp_path):
+    links, pair, confdir, run_dir = setup(lab, tmp_path)
+    with daemon(lab, confdir, run_dir):
+        wait_for(lambda: state(run_dir)["peers"][0]["phase"] == "healthy", 10, "healthy")
+        lab.block(links["v6a"], "all")
+        hotplug(lab, run_dir, ACTION="connecting", INTERFACE="wan6")  # mwan3, not acted on
+        time.sleep(1.5)
+        assert endpoint(lab, pair) == links["v6a"].endpoint()
+        hotplug(lab, run_dir, ACTION="disconnected", INTERFACE="wan6")  # mwan3 failover
+        wait_for(lambda: endpoint(lab, pair) == links["v4a"].endpoint(), 3, "switch")
+
+
+def test_silent_failure_detected_within_default_window(lab, tmp_path):
+    links, pair, confdir, run_dir = setup(lab, tmp_path)  # default check_interval / dead_after
+    with daemon(lab, confdir, run_dir):
+        wait_for(lambda: state(run_dir)["peers"][0]["phase"] == "healthy", 10, "healthy")
+        time.sleep(2)
+        lab.block(links["v6a"], "all")  # no event at all
+        took = wait_for(lambda: endpoint(lab, pair) == links["v4a"].endpoint()
+                        and int(lab.wg_dump(pair)[4]) > 0, 35, "silent failover", step=0.1)
+        assert lab.ping_through_tunnel(pair)
+        print(f"silent failure to verified endpoint: {took:.1f} s")
+
+
+def test_failback_after_hold_and_not_before(lab, tmp_path):
+    links, pair, confdir, run_dir = setup(lab, tmp_path, check_interval="1", failback_hold="4")
+    with daemon(lab, confdir, run_dir):
+        wait_for(lambda: state(run_dir)["peers"][0]["phase"] == "healthy", 10, "healthy")
+        lab.block(links["v6a"], "all")
+        hotplug(lab, run_dir, ACTION="ifdown", INTERFACE="wan6")
+        wait_for(lambda: endpoint(lab, pair) == links["v4a"].endpoint(), 3, "fallback")
+        wait_for(lambda: state(run_dir)["peers"][0]["phase"] == "fallback", 3, "fallback phase")
+        handshake = lab.wg_dump(pair)[4]
+        lab.unblock(links["v6a"])  # IPv6 is back
+        start = time.monotonic()
+        for _ in range(30):  # during the hold time the tunnel is left alone
+            if time.monotonic() - start > 3:
+                break
+            assert endpoint(lab, pair) == links["v4a"].endpoint()
+            assert lab.wg_dump(pair)[4] == handshake
+            time.sleep(0.1)
+        took = wait_for(lambda: endpoint(lab, pair) == links["v6a"].endpoint(), 10, "failback")
+        assert time.monotonic() - start >= 3.5
+        assert lab.ping_through_tunnel(pair)
+        print(f"failback {time.monotonic() - start:.1f} s after IPv6 returned (hold 4 s); waited {took:.1f}")
+
+
+def test_failback_trial_that_fails_reverts(lab, tmp_path):
+    links, pair, confdir, run_dir = setup(lab, tmp_path, check_interval="1", failback_hold="2")
+    with daemon(lab, confdir, run_dir):
+        wait_for(lambda: state(run_dir)["peers"][0]["phase"] == "healthy", 10, "healthy")
+        lab.block(links["v6a"], "all")
+        hotplug(lab, run_dir, ACTION="ifdown", INTERFACE="wan6")
+        wait_for(lambda: endpoint(lab, pair) == links["v4a"].endpoint(), 3, "fallback")
+        lab.block(links["v6a"], "udp")  # ping answers again, WireGuard still blocked
+        time.sleep(6)  # hold passes, the trial fails and is reverted
+        assert endpoint(lab, pair) == links["v4a"].endpoint()
+        assert lab.ping_through_tunnel(pair)
+
+
+def test_sighup_reload_keeps_state_and_sigterm_exits_0(lab, tmp_path):
+    links, pair, confdir, run_dir = setup(lab, tmp_path)
+    with daemon(lab, confdir, run_dir) as proc:
+        wait_for(lambda: state(run_dir)["peers"][0]["phase"] == "healthy", 10, "healthy")
+        lab.block(links["v6a"], "all")
+        hotplug(lab, run_dir, ACTION="ifdown", INTERFACE="wan6")
+        wait_for(lambda: state(run_dir)["peers"][0]["last_switch"] is not None, 3, "switch")
+        before = state(run_dir)["peers"][0]
+        assert (run_dir / "hotplug.list").read_text() == "*\n"
+        Path(confdir, "wg-endpointd").write_text(own_config() + "\tlist trigger 'wan'\n")
+        network = Path(confdir, "network")
+        network.write_text(network.read_text().replace("'office'", "'office-2'"))
+        proc.send_signal(signal.SIGHUP)  # ip netns exec execs, so this is the daemon
+        wait_for(lambda: state(run_dir)["peers"][0]["description"] == "office-2", 5, "reload")
+        after = state(run_dir)["peers"][0]
+        assert after["last_switch"] == before["last_switch"]
+        assert after["endpoint"] == links["v4a"].endpoint()
+        assert (run_dir / "hotplug.list").read_text().split() == ["wan", pair.router_if]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=5) == 0
+        assert not (run_dir / "wg-endpointd.pid").exists()
