@@ -97,7 +97,8 @@ def note_better(state: PeerState, answered: bool, now: float) -> PeerState:
     """Track since when a better candidate has answered without a break (rule 4)."""
     if not answered:
         return dataclasses.replace(state, better_since=None)
-    return dataclasses.replace(state, better_since=state.better_since or now)
+    since = now if state.better_since is None else state.better_since
+    return dataclasses.replace(state, better_since=since)
 
 
 def failback_due(state: PeerState, now: float, hold: float) -> bool:
