@@ -1,5 +1,5 @@
 # wg-endpointd developer entry points. `make demo` and `make test` set up everything they need.
-PY := .venv/bin/python
+PY := PYTHONPATH=src:. .venv/bin/python
 
 .PHONY: setup test unit lint demo bench ipk clean
 
@@ -17,10 +17,11 @@ lint: setup
 	$(PY) -m mypy
 
 demo: setup
-	$(PY) -m demo
+	$(PY) scripts/demo.py
 
 bench: setup
 	$(PY) -m bench.round
+	$(PY) bench/hotplug_bench.py
 
 ipk:
 	python3 scripts/build_ipk.py --out dist

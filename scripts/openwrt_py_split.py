@@ -17,7 +17,6 @@ prints each stdlib module reached and the package that provides it.
 from __future__ import annotations
 
 import ast
-import os
 import sys
 import sysconfig
 from collections.abc import Iterable
@@ -147,6 +146,9 @@ def expand(packages: Iterable[str]) -> set[str]:
     return done
 
 
+_TRY = (ast.Try, getattr(ast, "TryStar", ast.Try))
+
+
 def _guards_import_error(node: ast.Try) -> bool:
     for handler in node.handlers:
         if handler.type is None:
@@ -159,9 +161,14 @@ def _guards_import_error(node: ast.Try) -> bool:
     return False
 
 
-def _is_type_checking(test: ast.expr) -> bool:
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+def _never_at_import(test: ast.expr) -> bool:
+    """Tell whether an `if` test is `TYPE_CHECKING` or `__name__ == "__main__"`."""
+    if isinstance(test, ast.Name | ast.Attribute):
+        return getattr(test, "id", getattr(test, "attr", "")) == "TYPE_CHECKING"
+    return (isinstance(test, ast.Compare) and isinstance(test.left, ast.Name)
+            and test.left.id == "__name__" and len(test.comparators) == 1
+            and isinstance(test.comparators[0], ast.Constant)
+            and test.comparators[0].value == "__main__")
 
 
 def _absolute(node: ast.ImportFrom, package: str) -> str:
@@ -176,8 +183,8 @@ def imports(source: str, package: str = "", *, lazy: bool = True) -> set[str]:
     """Return the absolute module names a module's source imports.
 
     `package` is the package the module belongs to (for relative imports).
-    Imports under `if TYPE_CHECKING` and in `try` blocks that catch
-    ImportError are optional and left out. With lazy=False, imports inside
+    Imports under `if TYPE_CHECKING`, under `if __name__ == "__main__"` and
+    in `try` blocks that catch ImportError are left out. With lazy=False, imports inside
     functions and classes are left out as well. For `from a import b` both
     `a` and `a.b` are returned; callers drop names that are not modules.
     """
@@ -195,15 +202,15 @@ def imports(source: str, package: str = "", *, lazy: bool = True) -> set[str]:
                     found.add(base)
                 found.update(f"{base}.{a.name}".lstrip(".") for a in node.names if a.name != "*")
             elif isinstance(node, ast.If):
-                if not _is_type_checking(node.test):
+                if not _never_at_import(node.test):
                     visit(node.body)
                 visit(node.orelse)
-            elif isinstance(node, ast.Try) or type(node).__name__ == "TryStar":
-                if not _guards_import_error(node):  # type: ignore[arg-type]
-                    visit(node.body)  # type: ignore[attr-defined]
-                visit(node.orelse)  # type: ignore[attr-defined]
-                visit(node.finalbody)  # type: ignore[attr-defined]
-                for handler in node.handlers:  # type: ignore[attr-defined]
+            elif isinstance(node, _TRY):
+                if not _guards_import_error(node):
+                    visit(node.body)
+                visit(node.orelse)
+                visit(node.finalbody)
+                for handler in node.handlers:
                     visit(handler.body)
             elif isinstance(node, (ast.With, ast.AsyncWith, ast.For, ast.AsyncFor, ast.While)):
                 visit(node.body)
@@ -234,17 +241,11 @@ def locate(module: str, stdlib: Path | None = None) -> tuple[Path | None, bool]:
 
 
 def exists(module: str, stdlib: Path | None = None) -> bool:
-    """Tell whether this interpreter has a stdlib module (source, extension or built-in)."""
-    if module in sys.builtin_module_names:
+    """Tell whether this interpreter has a stdlib module (source, C extension or built-in)."""
+    if module in sys.builtin_module_names or locate(module, stdlib)[0] is not None:
         return True
-    if locate(module, stdlib)[0] is not None:
-        return True
-    parent, _, name = module.rpartition(".")
-    folder = (stdlib or _stdlib_dir()).joinpath(*parent.split(".")) if parent else None
     dynload = (stdlib or _stdlib_dir()) / "lib-dynload"
-    where = folder if folder is not None else dynload
-    return where.is_dir() and any(where.glob(f"{name}.*.so")) or (
-        not parent and any(dynload.glob(f"{name}.*.so")) if dynload.is_dir() else False)
+    return "." not in module and dynload.is_dir() and any(dynload.glob(f"{module}.*so"))
 
 
 def stdlib_closure(modules: Iterable[str], stdlib: Path | None = None) -> set[str]:
@@ -281,11 +282,8 @@ def code_imports(root: Path, package_dirs: Iterable[Path]) -> set[str]:
     found: set[str] = set()
     for pkg_dir in package_dirs:
         for path in sorted(pkg_dir.rglob("*.py")):
-            rel = path.relative_to(root).with_suffix("")
-            parts = list(rel.parts)
-            package = ".".join(parts if parts[-1] == "__init__" else parts[:-1])
-            if parts[-1] == "__init__":
-                package = ".".join(parts[:-1])
+            parts = path.relative_to(root).with_suffix("").parts
+            package = ".".join(parts[:-1])  # a module's package; __init__ is its own
             found |= imports(path.read_text(encoding="utf-8"), package)
     return found
 
@@ -319,5 +317,3 @@ def main(argv: list[str]) -> int:
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
 
-__all__ = ["provider", "expand", "imports", "stdlib_closure", "code_imports",
-           "required_packages", "is_stdlib", "REMOVED", "UNAVAILABLE", "SPLIT", "os"]
