@@ -69,3 +69,14 @@ def resolver(table: dict[str, list[str]]):
         return {h: (list(table[h]) if h in table else ResolveError(f"cannot resolve {h}: NXDOMAIN"))
                 for h in hosts}
     return resolve
+
+
+def _show_all(self):
+    out = {}
+    for iface in self.ifaces:
+        if iface not in self.fail_show:
+            out[iface] = self.show(iface)
+    return out
+
+
+FakeWg.show_all = _show_all

@@ -34,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -213,6 +213,7 @@ class Lab:
         self._wg_ifs: list[str] = []
         self._ns_inodes: set[int] = set()
         self._namespaces: list[str] = []
+        self._stuck: list[int] = []  # pids close() could not end
         self.tag = tag if tag is not None else self._free_tag()
         if not re.fullmatch(r"[0-9a-z]{1,4}", self.tag):
             raise ValueError("tag must be 1-4 characters of [0-9a-z]")
@@ -553,6 +554,11 @@ class Lab:
         """Remove the block on ``link`` (if any)."""
         self._blocks.pop(link.name, None)
         self._apply_nft()
+        # Forget neighbour entries that failed while blocked, so the path works at once
+        # instead of after the kernel's next ARP/ND retry (up to 1 s later, or never for
+        # packets that were queued when the entry failed).
+        _host_run(["ip", "-n", self.router_ns, "neigh", "flush", "dev", link.router_if])
+        _host_run(["ip", "-n", self.peer_ns, "neigh", "flush", "dev", link.peer_if])
 
     def _apply_nft(self) -> None:
         """Rebuild the peer namespace's `inet lab` table atomically from the lab's state."""
@@ -690,9 +696,9 @@ class Lab:
 
     # ---- teardown ---------------------------------------------------------------------
 
-    def _try(self, what: str, fn: object, *args: object) -> None:
+    def _try(self, what: str, fn: Callable[..., object], *args: object) -> None:
         try:
-            fn(*args)  # type: ignore[operator]
+            fn(*args)
         except Exception as e:  # close() must never raise
             self.close_errors.append(f"{what}: {e}")
 
@@ -713,6 +719,10 @@ class Lab:
             while _pids_in_netns(self._ns_inodes) and time.monotonic() < deadline:
                 time.sleep(0.02)
 
+    def _record_stuck(self) -> None:
+        # Checked while the lab's names still pin its namespaces (inodes get reused later).
+        self._stuck = _pids_in_netns(self._ns_inodes) if self._ns_inodes else []
+
     def close(self) -> None:
         """Remove everything the lab created. Idempotent; never raises (see close_errors)."""
         if self.closed:
@@ -722,6 +732,7 @@ class Lab:
         for proc in self._procs:
             self._try(f"stop pid {proc.pid}", _stop, proc)
         self._try("kill namespace processes", self._kill_ns_processes)
+        self._try("scan namespace processes", self._record_stuck)
         for ifname in self._wg_ifs:
             sock = os.path.join(WG_SOCK_DIR, f"{ifname}.sock")
             if os.path.exists(sock):
@@ -756,10 +767,10 @@ class Lab:
                 args = proc.args
                 shown = " ".join(map(str, args)) if isinstance(args, list) else str(args)
                 found.append(f"process {proc.pid} ({shown})")
-        if self._ns_inodes:
-            found += [
-                f"process {pid} in a lab namespace" for pid in _pids_in_netns(self._ns_inodes)
-            ]
+        # Once closed, namespace inodes may belong to someone else's new namespace: use what
+        # close() saw while the lab's names still pinned them.
+        stuck = self._stuck if self.closed else _pids_in_netns(self._ns_inodes)
+        found += [f"process {pid} in a lab namespace" for pid in stuck]
         if os.path.exists(self.tmpdir):
             found.append(f"temp dir {self.tmpdir}")
         return found

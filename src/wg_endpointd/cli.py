@@ -51,6 +51,13 @@ def _setup_logging(level: str) -> None:
     root.propagate = False
 
 
+def without_tls() -> None:
+    """Keep asyncio (pulled in by icmplib) from loading OpenSSL: nothing here speaks TLS,
+    and on a router that is megabytes of RAM. Only for processes that probe."""
+    if "asyncio" not in sys.modules:
+        sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
+
+
 def _adhoc_peer(args: argparse.Namespace) -> PeerConfig:
     """The peer described by --interface/--peer/--host/--port (no UCI)."""
     if not (args.interface and args.peer):
@@ -106,6 +113,7 @@ def cmd_once(args: argparse.Namespace) -> int:
         problems, level = cfg.problems, cfg.settings.log_level
         peers = _select(cfg, args)
     _setup_logging("debug" if args.verbose else level)
+    without_tls()
     for problem in problems:
         log.warning("%s", problem)
     if not peers:

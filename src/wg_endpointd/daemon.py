@@ -163,16 +163,11 @@ class Daemon:
     def check(self) -> None:
         """Liveness: read counters, repair dead peers, send due datagrams."""
         s, now = self.cfg.settings, self.clock()
-        by_iface: dict[str, Any] = {}
-        for iface in {p.interface for p in self.peers}:
-            try:
-                by_iface[iface] = self.engine.wg.show(iface)
-            except WgError as exc:
-                log.debug("%s", exc)
+        by_iface = self.engine.dumps(p.interface for p in self.peers)
         dead: list[PeerConfig] = []
         for peer in self.peers:
             dump = by_iface.get(peer.interface)
-            pd = dump.peers.get(peer.public_key) if dump is not None else None
+            pd = None if isinstance(dump, WgError | None) else dump.peers.get(peer.public_key)
             if pd is None:
                 continue
             state = st.observe(self._state(peer), pd, now)
@@ -321,7 +316,7 @@ def _set_level(level: str) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from . import config
-    from .cli import _setup_logging
+    from .cli import _setup_logging, without_tls
     from .probe import IcmpProber
     from .wg import WgClient
 
@@ -333,6 +328,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not cfg.settings.enabled:
         log.info("disabled in configuration (globals.enabled 0); exiting")
         return 0
+    without_tls()
     waiter = Waiter()
     daemon = Daemon(load, Engine(WgClient(), IcmpProber()), RunDir(), HostRoutes(),
                     wait=waiter)

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 class WgLike(Protocol):
     def show(self, iface: str) -> InterfaceDump: ...
+    def show_all(self) -> dict[str, InterfaceDump]: ...
     def reset(self, iface: str, resets: Sequence[Reset]) -> None: ...
 
 
@@ -81,13 +82,26 @@ class Engine:
     # -- observation -------------------------------------------------------
 
     def _dumps(self, ifaces: Iterable[str]) -> dict[str, InterfaceDump | WgError]:
+        """One `wg show` per interface, or a single `wg show all` for several."""
         out: dict[str, InterfaceDump | WgError] = {}
-        for iface in dict.fromkeys(ifaces):
+        wanted = list(dict.fromkeys(ifaces))
+        if len(wanted) > 1:
+            try:
+                every = self.wg.show_all()
+            except WgError:
+                every = {}
+            out.update({i: every[i] for i in wanted if i in every})
+        for iface in wanted:
+            if iface in out:
+                continue
             try:
                 out[iface] = self.wg.show(iface)
             except WgError as exc:
                 out[iface] = exc
         return out
+
+    def dumps(self, ifaces: Iterable[str]) -> dict[str, InterfaceDump | WgError]:
+        return self._dumps(ifaces)
 
     def candidates(self, peers: Sequence[PeerConfig]) -> dict[str, list[Endpoint]]:
         """Usable candidates per peer key, in Happy Eyeballs order."""

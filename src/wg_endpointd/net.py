@@ -31,7 +31,7 @@ def resolve_one(host: str) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]).split("%", 1)[0] for info in infos))
 
 
-def resolve_many(hosts: Iterable[str], workers: int = 16) -> dict[str, list[str] | ResolveError]:
+def resolve_many(hosts: Iterable[str], workers: int = 8) -> dict[str, list[str] | ResolveError]:
     """Resolve hosts concurrently; each value is a list of addresses or the error."""
     unique = list(dict.fromkeys(hosts))
     results: dict[str, list[str] | ResolveError] = {}

@@ -44,6 +44,16 @@ def parse_dump(name: str, text: str) -> InterfaceDump:
     return InterfaceDump(name=name, listen_port=int(head[2]), peers=peers)
 
 
+def parse_all(text: str) -> dict[str, InterfaceDump]:
+    """Parse `wg show all dump`, where every line starts with the interface name."""
+    lines: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if line.strip():
+            name, _, rest = line.partition("\t")
+            lines.setdefault(name, []).append(rest)
+    return {name: parse_dump(name, "\n".join(body)) for name, body in lines.items()}
+
+
 @dataclass(frozen=True, slots=True)
 class Reset:
     """Re-create a peer with every attribute restored and a new endpoint."""
@@ -113,6 +123,14 @@ class WgClient:
             return parse_dump(iface, text)
         except ValueError as exc:
             raise WgError(f"cannot parse `wg show {iface} dump`: {exc}") from None
+
+    def show_all(self) -> dict[str, InterfaceDump]:
+        """Every WireGuard interface in one call (`wg show all dump`)."""
+        text = self._call(["show", "all", "dump"])
+        try:
+            return parse_all(text)
+        except ValueError as exc:
+            raise WgError(f"cannot parse `wg show all dump`: {exc}") from None
 
     def set_endpoint(self, iface: str, key: str, endpoint: Endpoint) -> None:
         _check_iface(iface)
