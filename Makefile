@@ -23,8 +23,8 @@ bench: setup
 	$(PY) -m bench.round
 	$(PY) bench/hotplug_bench.py
 
-ipk:
-	python3 scripts/build_ipk.py --out dist
+ipk: setup
+	$(PY) scripts/build_ipk.py --out dist
 
 clean:
 	rm -rf dist build .pytest_cache .mypy_cache .ruff_cache

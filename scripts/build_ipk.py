@@ -311,7 +311,11 @@ def fetch_icmplib_sdist(feed: FeedPackage, cache: Path) -> Path:
         cache.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
                "--dest", str(cache), f"{pypi_name}=={feed.pkg_version}"]
-        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        try:
+            result = subprocess.run(cmd, capture_output=True, text=True, check=False,
+                                    timeout=300)
+        except subprocess.TimeoutExpired:
+            raise BuildError(f"pip download of {sdist.name} timed out") from None
         if result.returncode != 0 or not sdist.is_file():
             raise BuildError(f"could not download {sdist.name} with pip "
                              f"(use --icmplib-src): {result.stderr.strip()[-500:]}")

@@ -80,7 +80,7 @@ def ipks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     try:
         paths = build_ipk.build(out)
     except build_ipk.BuildError as exc:
-        if "could not download" in str(exc):
+        if "could not download" in str(exc) and os.environ.get("WG_ENDPOINTD_REQUIRE_LAB") != "1":
             pytest.skip(f"icmplib sdist unavailable: {exc}")
         raise
     return {p.name.split("_")[0]: p for p in paths}
