@@ -21,6 +21,7 @@ demo: setup
 
 bench: setup
 	$(PY) -m bench.round
+	$(PY) -m bench.daemon
 	$(PY) bench/hotplug_bench.py
 
 ipk: setup

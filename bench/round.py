@@ -127,14 +127,17 @@ def run_measured(argv: Sequence[str], env: dict[str, str] | None = None,
 
         waiter = threading.Thread(target=reap, daemon=True)
         waiter.start()
-        waiter.join(timeout)
-        if waiter.is_alive():  # too slow: kill it (the waiter then reaps it)
-            try:
-                os.kill(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            waiter.join(10)
-            proc.returncode = -9
+        try:
+            waiter.join(timeout)
+        finally:
+            if waiter.is_alive():  # too slow, or we were interrupted: kill it
+                try:
+                    os.kill(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                waiter.join(10)  # the waiter reaps it
+                proc.returncode = -9
+        if "status" not in box:
             raise TimeoutError(f"{' '.join(argv[-6:])} took longer than {timeout:g} s")
         proc.returncode = os.waitstatus_to_exitcode(box["status"])
         maxrss = box["usage"].ru_maxrss
@@ -811,6 +814,7 @@ def main() -> int:
             "kernel": platform.release()}
     results: dict[str, Any] = {"meta": meta}
     out: list[str] = []
+    meta["interrupted"] = True  # until the end is reached
     try:
         results["single"], lines = section("(a)+(b) one peer, 4 candidates", bench_single,
                                            report_single)
@@ -819,6 +823,10 @@ def main() -> int:
         out += lines
         results["startup"], lines = section("(c') start-up", bench_startup, report_startup)
         out += lines
+        meta["interrupted"] = False
+    except KeyboardInterrupt:
+        print("bench: interrupted; everything created was removed", file=sys.stderr)
+        return 130
     finally:
         meta["loadavg_end"] = os.getloadavg()
         meta["took_s"] = time.time() - started

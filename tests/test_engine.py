@@ -133,3 +133,37 @@ def test_many_peers_verify_in_parallel():
     assert all(o.status == "switched" for o in outs)
     assert len(wg.resets) == 1 and len(wg.resets[0][1]) == 50
     assert clock.now - 1000 < 1.5
+
+
+class FakeRoutes:
+    def __init__(self):
+        self.log = []
+
+    def ensure(self, key, iface, address):
+        self.log.append(("ensure", address))
+
+    def retain(self, key, keep):
+        self.log.append(("retain", keep))
+
+
+def test_full_tunnel_routes_each_candidate_before_trying_it():
+    wg = FakeWg({"wg0": {K1: dump()}}, working={V4B})
+    routes = FakeRoutes()
+    eng, _ = engine(wg, FakeProber({V4.address: 1.0}))
+    eng.routes = routes
+    full = peer(allowed_ips=("0.0.0.0/0", "::/0"), route_allowed_ips=True)
+    [out] = eng.round([full])
+    assert out.endpoint == V4B
+    ensured = [a for op, a in routes.log if op == "ensure"]
+    tried = [ep.address for _, batch in wg.resets for _, ep in batch]
+    assert ensured == tried  # every candidate routed before WireGuard was pointed at it
+    assert routes.log[-1] == ("retain", V4B.address)
+
+
+def test_split_tunnel_needs_no_routes():
+    wg = FakeWg({"wg0": {K1: dump()}}, working={V4})
+    routes = FakeRoutes()
+    eng, _ = engine(wg, FakeProber({V4.address: 1.0}))
+    eng.routes = routes
+    eng.round([peer()])
+    assert [op for op, _ in routes.log] == ["retain"]

@@ -45,24 +45,27 @@ def test_host_route_added_through_uplink_and_stale_one_removed():
                  "ip -4 route show default": "default dev wg0 scope link\n"
                                              "default via 198.51.100.1 dev wan proto static\n"})
     routes = HostRoutes(run=ip, use_ubus=False)
-    routes.update(K1, "wg0", "192.0.2.2")
+    routes.ensure(K1, "wg0", "192.0.2.2")
     assert ["ip", "-4", "route", "replace", "192.0.2.2", "via", "198.51.100.1", "dev", "wan",
             "proto", PROTO] in ip.calls
-    routes.update(K1, "wg0", "192.0.2.9")
+    routes.ensure(K1, "wg0", "192.0.2.9")
+    routes.retain(K1, "192.0.2.9")
     assert ["ip", "route", "del", "192.0.2.2", "proto", PROTO] in ip.calls
+    assert ["ip", "route", "del", "192.0.2.9", "proto", PROTO] not in ip.calls
     routes.clear()
     assert ip.calls[-1] == ["ip", "route", "del", "192.0.2.9", "proto", PROTO]
 
 
 def test_no_host_route_when_already_outside_the_tunnel():
     ip = IpFake({"ip route get": "192.0.2.2 via 198.51.100.1 dev wan"})
-    HostRoutes(run=ip, use_ubus=False).update(K1, "wg0", "192.0.2.2")
-    assert not any("replace" in c for c in ip.calls)
+    routes = HostRoutes(run=ip, use_ubus=False)
+    routes.ensure(K1, "wg0", "192.0.2.2")
+    assert not any("replace" in c for c in ip.calls) and routes.owned[K1] == set()
 
 
 def test_ubus_host_route_excludes_the_tunnel():
     ip = IpFake({})
-    HostRoutes(run=ip, use_ubus=True).update(K1, "wg0", "2001:db8::2")
+    HostRoutes(run=ip, use_ubus=True).ensure(K1, "wg0", "2001:db8::2")
     [call] = ip.calls
     assert call[:4] == ["ubus", "call", "network", "add_host_route"]
     assert json.loads(call[4]) == {"target": "2001:db8::2", "v6": True, "interface": "wg0",

@@ -6,7 +6,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from . import __version__
 from .config import DEFAULT_PORT, Config, HostSpec, PeerConfig, Settings, default_probe_address
@@ -99,27 +99,32 @@ def _check_selectors(args: argparse.Namespace) -> None:
 
 
 def cmd_once(args: argparse.Namespace) -> int:
+    without_tls()
     from .engine import Engine
     from .probe import IcmpProber
+    from .routes import HostRoutes
     from .wg import WgClient
 
     _check_selectors(args)
     problems: tuple[str, ...] = ()
+    host_routes = True
     if args.host is not None:
         peers = [_adhoc_peer(args)]
         level = "info"
     else:
         cfg = load_config(args.config_dir)
         problems, level = cfg.problems, cfg.settings.log_level
+        host_routes = cfg.settings.host_routes
         peers = _select(cfg, args)
     _setup_logging("debug" if args.verbose else level)
-    without_tls()
     for problem in problems:
         log.warning("%s", problem)
     if not peers:
         log.warning("no managed peers")
         return EXIT_UNFIXED if problems else EXIT_OK
-    outcomes = Engine(WgClient(), IcmpProber()).round(peers, dry_run=args.dry_run)
+    routes = None if args.dry_run or not host_routes else HostRoutes()
+    engine = Engine(WgClient(), IcmpProber(), routes=routes)
+    outcomes = engine.round(peers, dry_run=args.dry_run)
     for out in outcomes:
         line = f"{out.peer.label}: {out.status} {out.endpoint or '(none)'} ({out.detail})"
         (log.info if out.ok else log.warning)("%s", line)
@@ -160,17 +165,26 @@ def cmd_config(args: argparse.Namespace) -> int:
     return EXIT_UNFIXED if cfg.problems else EXIT_OK
 
 
+def _command(name: str) -> Callable[[argparse.Namespace], int]:
+    """The handler for a command, importing only what that command needs."""
+    if name == "run":
+        from .daemon import cmd_run
+
+        return cmd_run
+    if name == "status":
+        from .status import cmd_status
+
+        return cmd_status
+    return cmd_once if name == "once" else cmd_config
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0) and EXIT_USAGE
-    from . import daemon, status
-
-    commands = {"once": cmd_once, "config": cmd_config, "run": daemon.cmd_run,
-                "status": status.cmd_status}
     try:
-        return commands[args.command](args)
+        return _command(args.command)(args)
     except (ConfigError, UsageError) as exc:
         print(f"wg-endpointd: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

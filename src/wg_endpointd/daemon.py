@@ -20,7 +20,7 @@ from typing import Any
 
 from . import candidates as cand
 from . import state as st
-from .config import Config, PeerConfig, covers_endpoint
+from .config import Config, PeerConfig
 from .engine import Engine, Outcome
 from .errors import ConfigError, WgEndpointdError, WgError
 from .routes import HostRoutes
@@ -49,12 +49,11 @@ class Waiter:
 
 class Daemon:
     def __init__(self, load: Callable[[], Config], engine: Engine, run_dir: RunDir,
-                 routes: HostRoutes | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time,
                  wait: Callable[[float], None] = time.sleep,
                  rand: Callable[[], float] = random.random) -> None:
-        self.load, self.engine, self.run_dir, self.routes = load, engine, run_dir, routes
+        self.load, self.engine, self.run_dir = load, engine, run_dir
         self.clock, self.wall, self.wait, self.rand = clock, wall, wait, rand
         self.cfg = load()
         self.states: dict[tuple[str, str], st.PeerState] = {}
@@ -121,7 +120,6 @@ class Daemon:
                          out.endpoint, out.detail)
                 state = dataclasses.replace(state, last_switch=st.Switch(
                     old.endpoint, out.endpoint, out.detail, self.wall()), better_since=None)
-                self._route(peer, out)
         elif out.status == "failed":
             delay = st.backoff(old.failures + 1, self.cfg.settings.check_interval,
                                self.cfg.settings.backoff_max, self.rand())
@@ -131,11 +129,6 @@ class Daemon:
             state = dataclasses.replace(state, phase=st.DOWN)
             log.error("%s: %s", peer.label, out.detail)
         self._set(peer, state)
-
-    def _route(self, peer: PeerConfig, out: Outcome) -> None:
-        if (self.routes is not None and self.cfg.settings.host_routes
-                and out.endpoint is not None and covers_endpoint(peer, out.endpoint.address)):
-            self.routes.update(peer.public_key, peer.interface, out.endpoint.address)
 
     # -- the loop ----------------------------------------------------------
 
@@ -261,8 +254,8 @@ class Daemon:
                 if not (self.stop or self.wake or self.reload):
                     self.wait(delay)
         finally:
-            if self.routes is not None:
-                self.routes.clear()
+            if self.engine.routes is not None:
+                self.engine.routes.clear()  # type: ignore[attr-defined]
             self.run_dir.remove_pid(pid)
             log.info("stopped")
         return 0
@@ -315,8 +308,10 @@ def _set_level(level: str) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from . import config
     from .cli import _setup_logging, without_tls
+
+    without_tls()
+    from . import config
     from .probe import IcmpProber
     from .wg import WgClient
 
@@ -328,9 +323,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not cfg.settings.enabled:
         log.info("disabled in configuration (globals.enabled 0); exiting")
         return 0
-    without_tls()
     waiter = Waiter()
-    daemon = Daemon(load, Engine(WgClient(), IcmpProber()), RunDir(), HostRoutes(),
+    routes = HostRoutes() if cfg.settings.host_routes else None
+    daemon = Daemon(load, Engine(WgClient(), IcmpProber(), routes=routes), RunDir(),
                     wait=waiter)
     for signum in (signal.SIGUSR1, signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, daemon.on_signal)

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from . import candidates as cand
 from . import net, policy
-from .config import PeerConfig, default_probe_address
+from .config import PeerConfig, covers_endpoint, default_probe_address
 from .errors import ProbeSetupError, WgError
 from .model import Endpoint, InterfaceDump, PeerDump, ProbeResult
 from .wg import Reset
@@ -29,6 +29,11 @@ class WgLike(Protocol):
 
 class ProberLike(Protocol):
     def probe(self, groups: Sequence[Sequence[str]], timeout: float) -> dict[str, ProbeResult]: ...
+
+
+class RoutesLike(Protocol):
+    def ensure(self, key: str, iface: str, address: str) -> None: ...
+    def retain(self, key: str, keep: str | None) -> None: ...
 
 
 Resolver = Callable[[Iterable[str]], Mapping[str, "list[str] | net.ResolveError"]]
@@ -73,11 +78,12 @@ class Engine:
                  kick: Callable[[str, str], bool] = net.send_into_tunnel,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep,
-                 poll: float = 0.02) -> None:
+                 poll: float = 0.02, routes: RoutesLike | None = None) -> None:
         self.wg, self.prober, self.resolve = wg, prober, resolve
         self.route_ok, self.kick = route_ok, kick
         self.clock, self.sleep, self.poll = clock, sleep, poll
         self.last_resolved: dict[str, list[str]] = {}
+        self.routes = routes
 
     # -- observation -------------------------------------------------------
 
@@ -235,6 +241,8 @@ class Engine:
         for job in jobs:
             by_iface.setdefault(job.peer.interface, []).append(job)
         for iface, group in by_iface.items():
+            for job in group:
+                self._route(job.peer, job.trying)
             now = self.clock()
             for job in group:
                 job.deadline = now + job.peer.verify_timeout
@@ -255,6 +263,11 @@ class Engine:
                                                 f"{peer.interface}")
         [out] = self._verify([_Job(peer, current, tuple(order), reason)])
         return out
+
+    def _route(self, peer: PeerConfig, endpoint: Endpoint) -> None:
+        """Full tunnels: keep the endpoint's packets out of the tunnel itself."""
+        if self.routes is not None and covers_endpoint(peer, endpoint.address):
+            self.routes.ensure(peer.public_key, peer.interface, endpoint.address)
 
     def _verify(self, jobs: list[_Job]) -> list[Outcome]:
         """Try each job's candidates in order until WireGuard shows one working."""
@@ -295,6 +308,7 @@ class Engine:
         by_iface: dict[str, list[Reset]] = {}
         for job in restore:
             if job.original.endpoint is not None:
+                self._route(job.peer, job.original.endpoint)
                 by_iface.setdefault(job.peer.interface, []).append(
                     Reset(job.original, job.original.endpoint))
         for iface, resets in by_iface.items():
@@ -302,6 +316,10 @@ class Engine:
                 self.wg.reset(iface, resets)
             except WgError as exc:
                 log.error("%s: cannot restore endpoints: %s", iface, exc)
+        if self.routes is not None:
+            for job in jobs:
+                final = job.result.endpoint if job.result is not None else None
+                self.routes.retain(job.peer.public_key, final.address if final else None)
         return [j.result for j in jobs if j.result is not None]
 
 

@@ -36,7 +36,7 @@ class HostRoutes:
         self._timeout = timeout
         self._ubus = (shutil.which("ubus") is not None and os.path.exists("/var/run/ubus")
                       ) if use_ubus is None else use_ubus
-        self.owned: dict[str, str] = {}  # peer key -> endpoint address with our route
+        self.owned: dict[str, set[str]] = {}  # peer key -> addresses with our host route
 
     def _ip(self, *args: str) -> subprocess.CompletedProcess[str] | None:
         try:
@@ -46,16 +46,23 @@ class HostRoutes:
             log.warning("ip %s failed: %s", " ".join(args[:2]), exc)
             return None
 
-    def update(self, key: str, iface: str, new: str) -> None:
-        """Route `new` outside the tunnel `iface`; drop the route we added before."""
-        stale = self.owned.pop(key, None)
-        if stale and stale != new:
-            self._ip("route", "del", stale, "proto", PROTO)
+    def ensure(self, key: str, iface: str, address: str) -> None:
+        """Route `address` outside the tunnel `iface` before WireGuard is pointed at it."""
+        mine = self.owned.setdefault(key, set())
+        if address in mine:
+            return
         if self._ubus:
-            self._add_ubus(iface, new)
-        else:
-            self._add_ip(iface, new)
-        self.owned[key] = new
+            self._add_ubus(iface, address)
+            mine.add(address)
+        elif self._add_ip(iface, address):
+            mine.add(address)
+
+    def retain(self, key: str, keep: str | None) -> None:
+        """Remove this peer's routes except the one for `keep` (its endpoint now)."""
+        mine = self.owned.get(key, set())
+        for address in sorted(mine - {keep}):
+            self._ip("route", "del", address, "proto", PROTO)
+            mine.discard(address)
 
     def _add_ubus(self, iface: str, address: str) -> None:
         args = json.dumps({"target": address, "v6": ":" in address,
@@ -66,12 +73,13 @@ class HostRoutes:
         except (OSError, subprocess.TimeoutExpired) as exc:
             log.warning("ubus add_host_route %s failed: %s", address, exc)
 
-    def _add_ip(self, iface: str, new: str) -> None:
+    def _add_ip(self, iface: str, new: str) -> bool:
+        """Add a host route when `new` would be routed into `iface`; True if one was added."""
         got = self._ip("route", "get", new)
         if got is None or got.returncode != 0:
-            return
+            return False
         if parse_route_get(got.stdout)[1] != iface:
-            return  # already routed outside the tunnel
+            return False  # already routed outside the tunnel
         family = "-6" if ":" in new else "-4"
         table = self._ip(family, "route", "show", "default")
         uplink = None
@@ -82,16 +90,18 @@ class HostRoutes:
                 break
         if uplink is None:
             log.warning("no uplink default route outside %s for %s", iface, new)
-            return
+            return False
         via, dev = uplink
         argv = [family, "route", "replace", new, "dev", dev, "proto", PROTO]
         if via is not None:
             argv[4:4] = ["via", via]
         res = self._ip(*argv)
-        if res is not None and res.returncode == 0:
-            log.info("host route %s via %s dev %s", new, via or "(link)", dev)
+        if res is None or res.returncode != 0:
+            return False
+        log.info("host route %s via %s dev %s", new, via or "(link)", dev)
+        return True
 
     def clear(self) -> None:
-        for address in self.owned.values():
-            self._ip("route", "del", address, "proto", PROTO)
+        for key in list(self.owned):
+            self.retain(key, None)
         self.owned.clear()
