@@ -10,51 +10,30 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from tests.e2e.helpers import NAME, SRC, endpoint, four_links, peer_section, write_config
+from tests.e2e.helpers import (
+    NAME,
+    daemon,
+    endpoint,
+    four_links,
+    hotplug,
+    peer_section,
+    wait_for,
+    write_config,
+)
 from tests.lab import Lab
 
-HOTPLUG = str(Path(__file__).resolve().parents[1] / "files/etc/hotplug.d/iface/20-wg-endpointd")
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def start_daemon(lab: Lab, confdir: str, run_dir: Path) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, PYTHONPATH=SRC, WG_ENDPOINTD_RUN_DIR=str(run_dir))
-    proc = subprocess.Popen(["ip", "netns", "exec", lab.router_ns, sys.executable, "-m",
-                             "wg_endpointd", "run", "--config-dir", confdir],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    wait(lambda: (run_dir / "state.json").exists() and all(
-        p["phase"] == "healthy" for p in json.loads((run_dir / "state.json").read_text())["peers"]),
-        20)
-    return proc
-
-
-def stop_daemon(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=6)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-
-
-def wait(cond, timeout: float, step: float = 0.005) -> float:
-    start = time.monotonic()
-    for _ in range(int(timeout / step) + 1):
-        if cond():
-            return time.monotonic() - start
-        if time.monotonic() - start > timeout:
-            break
-        time.sleep(step)
-    raise RuntimeError(f"condition not met within {timeout} s")
+def all_healthy(run_dir: Path) -> bool:
+    peers = json.loads((run_dir / "state.json").read_text())["peers"]
+    return all(p["phase"] == "healthy" for p in peers)
 
 
 def event_to_verified(reps: int) -> dict[str, object]:
@@ -69,19 +48,14 @@ def event_to_verified(reps: int) -> dict[str, object]:
             lab.reset_router_peer(pair, links["v6a"].endpoint())
             assert lab.ping_through_tunnel(pair)
             run_dir = Path(tmp) / f"run{i}"
-            proc = start_daemon(lab, confdir, run_dir)
-            try:
+            with daemon(lab, confdir, run_dir):
+                wait_for(lambda rd=run_dir: all_healthy(rd), 20, "healthy")
                 lab.block(links["v6a"], "all")
                 start = time.monotonic()
-                lab.router(["env", "-i", "ACTION=ifdown", "INTERFACE=wan6",
-                            f"WG_ENDPOINTD_RUN_DIR={run_dir}", "busybox", "sh", "-c",
-                            f". {HOTPLUG}"])
-                hotplug_ms.append((time.monotonic() - start) * 1000)
-                wait(lambda: endpoint(lab, pair) == links["v4a"].endpoint()
-                     and int(lab.wg_dump(pair)[4]) > 0, 5)
+                hotplug_ms.append(hotplug(lab, run_dir, ACTION="ifdown", INTERFACE="wan6") * 1000)
+                wait_for(lambda: endpoint(lab, pair) == links["v4a"].endpoint()
+                         and int(lab.wg_dump(pair)[4]) > 0, 5, "switch", step=0.005)
                 times.append(time.monotonic() - start)
-            finally:
-                stop_daemon(proc)
     return {"event_to_verified_s": times, "median_s": statistics.median(times),
             "hotplug_script_ms_median": statistics.median(hotplug_ms)}
 
@@ -105,16 +79,14 @@ def idle(peers: int, seconds: float) -> dict[str, object]:
             assert lab.ping_through_tunnel(pair)
         confdir = write_config(Path(tmp), pairs, "".join(peer_section(p) for p in pairs))
         run_dir = Path(tmp) / "run"
-        proc = start_daemon(lab, confdir, run_dir)
-        try:
+        with daemon(lab, confdir, run_dir) as proc:
+            wait_for(lambda: all_healthy(run_dir), 20, "healthy")
             time.sleep(2)
             cpu0, _, ctx0 = proc_stat(proc.pid)
             time.sleep(seconds)
             cpu1, rss, ctx1 = proc_stat(proc.pid)
             rss_now = int(dict(line.split(":", 1) for line in Path(
                 f"/proc/{proc.pid}/status").read_text().splitlines())["VmRSS"].split()[0]) / 1024
-        finally:
-            stop_daemon(proc)
     per_hour = (cpu1 - cpu0) * 3600 / seconds
     return {"peers": peers, "seconds": seconds, "peak_rss_mib": round(rss, 1),
             "rss_mib": round(rss_now, 1), "cpu_s_per_hour": round(per_hour, 1),

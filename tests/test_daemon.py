@@ -48,6 +48,14 @@ def run_for(d, clock, seconds, limit=10_000):
     raise AssertionError("loop did not advance")
 
 
+def fail_over(d, wg, clock):
+    """Healthy on IPv6 for a while, then IPv6 dies and an interface event arrives."""
+    run_for(d, clock, 20)
+    wg.working.discard(V6)
+    d.on_signal(signal.SIGUSR1)
+    d.step()
+
+
 def phase(d):
     return d._state(d.peers[0]).phase
 
@@ -90,10 +98,7 @@ def test_event_reprobes_at_once(tmp_path):
 
 def test_failback_after_hold_only(tmp_path):
     d, wg, clock, _ = make(tmp_path, Settings(check_interval=10, dead_after=30, failback_hold=60))
-    run_for(d, clock, 20)
-    wg.working.discard(V6)
-    d.on_signal(signal.SIGUSR1)
-    d.step()
+    fail_over(d, wg, clock)
     assert phase(d) == st.FALLBACK
     wg.working.add(V6)
     resets = len(wg.resets)
@@ -105,10 +110,7 @@ def test_failback_after_hold_only(tmp_path):
 
 def test_failed_failback_reverts_and_doubles_hold(tmp_path):
     d, wg, clock, _ = make(tmp_path, Settings(check_interval=10, dead_after=30, failback_hold=60))
-    run_for(d, clock, 20)
-    wg.working.discard(V6)
-    d.on_signal(signal.SIGUSR1)
-    d.step()
+    fail_over(d, wg, clock)
     run_for(d, clock, 75)  # hold passes; V6 answers ping (FakeProber) but WireGuard fails
     assert wg.ifaces["wg0"][K1].endpoint == V4
     assert d._state(d.peers[0]).hold == 120
@@ -128,10 +130,7 @@ def test_backoff_when_nothing_works(tmp_path):
 
 def test_reload_keeps_state_and_survives_bad_config(tmp_path):
     d, wg, clock, _ = make(tmp_path)
-    run_for(d, clock, 20)
-    wg.working.discard(V6)
-    d.on_signal(signal.SIGUSR1)
-    d.step()
+    fail_over(d, wg, clock)
     before = d._state(d.peers[0])
     assert before.last_switch is not None
     new_cfg = dataclasses.replace(d.cfg, settings=Settings(triggers=("wan",)))
@@ -156,10 +155,7 @@ def test_reload_keeps_state_and_survives_bad_config(tmp_path):
 
 def test_state_file_contents_and_no_secrets(tmp_path):
     d, wg, clock, _ = make(tmp_path)
-    run_for(d, clock, 20)
-    wg.working.discard(V6)
-    d.on_signal(signal.SIGUSR1)
-    d.step()
+    fail_over(d, wg, clock)
     data = json.loads((tmp_path / "run" / "state.json").read_text())
     [p] = data["peers"]
     assert p["interface"] == "wg0" and p["description"] == "office"

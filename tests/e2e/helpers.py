@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tests.lab import Lab, Link, WgPair
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 NAME = "peer.wg.test"
+HOTPLUG = str(Path(__file__).resolve().parents[2] / "files/etc/hotplug.d/iface/20-wg-endpointd")
 
 
 def four_links(lab: Lab) -> dict[str, Link]:
@@ -56,3 +60,50 @@ def run_cli(lab: Lab, *args: str, timeout: float = 60) -> tuple[subprocess.Compl
 
 def endpoint(lab: Lab, pair: WgPair) -> str:
     return lab.wg_dump(pair)[2]
+
+
+def wait_for(cond: Callable[[], bool], timeout: float, what: str, step: float = 0.02) -> float:
+    """Poll `cond` (bounded by time and count); returns the seconds it took."""
+    start = time.monotonic()
+    for _ in range(int(timeout / step) + 1):
+        if cond():
+            return time.monotonic() - start
+        if time.monotonic() - start > timeout:
+            break
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@contextmanager
+def daemon(lab: Lab, confdir: str, run_dir: Path, log_path: Path | None = None
+           ) -> Iterator[subprocess.Popen[str]]:
+    """Run `wg-endpointd run` in the router namespace until its state file exists;
+    always stopped (SIGTERM, then SIGKILL) afterwards."""
+    env = dict(os.environ, PYTHONPATH=SRC, WG_ENDPOINTD_RUN_DIR=str(run_dir))
+    log = open(log_path or os.devnull, "w")  # noqa: SIM115
+    proc = subprocess.Popen(["ip", "netns", "exec", lab.router_ns, sys.executable, "-m",
+                             "wg_endpointd", "run", "--config-dir", confdir],
+                            stdout=log, stderr=subprocess.STDOUT, env=env, text=True)
+    try:
+        wait_for(lambda: (run_dir / "wg-endpointd.pid").exists()
+                 and (run_dir / "state.json").exists(), 10, "daemon start")
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=6)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        log.close()
+
+
+def hotplug(lab: Lab, run_dir: Path, **env: str) -> float:
+    """Run the hotplug script as netifd/mwan3 would (sourced by busybox ash, stripped env);
+    returns its duration in seconds."""
+    args = [f"{k}={v}" for k, v in env.items()]
+    start = time.monotonic()
+    lab.router(["env", "-i", *args, f"WG_ENDPOINTD_RUN_DIR={run_dir}",
+                "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "busybox", "sh", "-c", f". {HOTPLUG}"])
+    return time.monotonic() - start

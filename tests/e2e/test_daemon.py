@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import NAME, SRC, endpoint, four_links, peer_section, write_config
+from tests.e2e.helpers import (
+    NAME,
+    daemon,
+    endpoint,
+    four_links,
+    hotplug,
+    peer_section,
+    wait_for,
+    write_config,
+)
 
 pytestmark = pytest.mark.lab
-HOTPLUG = str(Path(__file__).resolve().parents[2] / "files/etc/hotplug.d/iface/20-wg-endpointd")
 
 
 def own_config(**opts: str) -> str:
@@ -25,48 +30,23 @@ def own_config(**opts: str) -> str:
 
 
 @contextmanager
-def daemon(lab, confdir: str, run_dir: Path):
-    """Run the daemon in the router namespace; always stopped afterwards."""
-    env = dict(os.environ, PYTHONPATH=SRC, WG_ENDPOINTD_RUN_DIR=str(run_dir))
-    log = open(run_dir.parent / "daemon.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen(["ip", "netns", "exec", lab.router_ns, sys.executable, "-m",
-                             "wg_endpointd", "run", "--config-dir", confdir],
-                            stdout=log, stderr=subprocess.STDOUT, env=env, text=True)
+def running(lab, confdir: str, run_dir: Path):
+    """The daemon, with its log printed afterwards (shown when a test fails)."""
+    log = run_dir.parent / "daemon.log"
     try:
-        wait_for(lambda: (run_dir / "wg-endpointd.pid").exists() and (run_dir / "state.json").exists(),
-                 10, "daemon start")
-        yield proc
+        with daemon(lab, confdir, run_dir, log) as proc:
+            yield proc
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=6)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-        log.close()
-        print((run_dir.parent / "daemon.log").read_text()[-4000:])
+        if log.exists():
+            print(log.read_text()[-4000:])
 
 
-def wait_for(cond, timeout: float, what: str, step: float = 0.02) -> float:
-    """Poll `cond` (bounded by time and count); returns the seconds it took."""
-    start = time.monotonic()
-    for _ in range(int(timeout / step) + 1):
-        if cond():
-            return time.monotonic() - start
-        if time.monotonic() - start > timeout:
-            break
-        time.sleep(step)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def hotplug(lab, run_dir: Path, **env: str) -> float:
-    """Run the hotplug script as netifd/mwan3 would (sourced by busybox ash, stripped env)."""
-    args = [f"{k}={v}" for k, v in env.items()]
-    start = time.monotonic()
-    lab.router(["env", "-i", *args, f"WG_ENDPOINTD_RUN_DIR={run_dir}", "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
-                "busybox", "sh", "-c", f". {HOTPLUG}"])
-    return time.monotonic() - start
+def fall_back(lab, run_dir: Path, links, pair) -> None:
+    """Healthy on IPv6, then IPv6 breaks and wan6 goes down: the peer moves to IPv4."""
+    wait_for(lambda: state(run_dir)["peers"][0]["phase"] == "healthy", 10, "healthy")
+    lab.block(links["v6a"], "all")
+    hotplug(lab, run_dir, ACTION="ifdown", INTERFACE="wan6")
+    wait_for(lambda: endpoint(lab, pair) == links["v4a"].endpoint(), 3, "fallback")
 
 
 def setup(lab, tmp_path, **opts: str):
@@ -87,7 +67,7 @@ def state(run_dir: Path) -> dict:
 
 def test_hotplug_event_moves_to_ipv4_within_3s(lab, tmp_path):
     links, pair, confdir, run_dir = setup(lab, tmp_path)
-    with daemon(lab, confdir, run_dir):
+    with running(lab, confdir, run_dir):
         wait_for(lambda: state(run_dir)["peers"][0]["phase"] == "healthy", 10, "healthy")
         lab.block(links["v6a"], "all")  # IPv6 breaks ...
         took_hotplug = hotplug(lab, run_dir, ACTION="ifdown", INTERFACE="wan6")  # ... netifd says so
@@ -103,7 +83,7 @@ def test_hotplug_event_moves_to_ipv4_within_3s(lab, tmp_path):
 
 def test_uplink_without_ipv6_tries_ipv4_at_once(lab, tmp_path):
     links, pair, confdir, run_dir = setup(lab, tmp_path, verify_timeout="5")
-    with daemon(lab, confdir, run_dir):
+    with running(lab, confdir, run_dir):
         wait_for(lambda: state(run_dir)["peers"][0]["phase"] == "healthy", 10, "healthy")
         for name in ("v6a", "v6b"):  # wan6 down: the router has no IPv6 route any more
             link = links[name]
@@ -117,7 +97,7 @@ def test_uplink_without_ipv6_tries_ipv4_at_once(lab, tmp_path):
 
 def test_ignored_events_do_not_wake(lab, tmp_path):
     links, pair, confdir, run_dir = setup(lab, tmp_path)
-    with daemon(lab, confdir, run_dir):
+    with running(lab, confdir, run_dir):
         wait_for(lambda: state(run_dir)["peers"][0]["phase"] == "healthy", 10, "healthy")
         lab.block(links["v6a"], "all")
         hotplug(lab, run_dir, ACTION="connecting", INTERFACE="wan6")  # mwan3, not acted on
@@ -129,7 +109,7 @@ def test_ignored_events_do_not_wake(lab, tmp_path):
 
 def test_silent_failure_detected_within_default_window(lab, tmp_path):
     links, pair, confdir, run_dir = setup(lab, tmp_path)  # default check_interval / dead_after
-    with daemon(lab, confdir, run_dir):
+    with running(lab, confdir, run_dir):
         wait_for(lambda: state(run_dir)["peers"][0]["phase"] == "healthy", 10, "healthy")
         time.sleep(2)
         lab.block(links["v6a"], "all")  # no event at all
@@ -141,11 +121,8 @@ def test_silent_failure_detected_within_default_window(lab, tmp_path):
 
 def test_failback_after_hold_and_not_before(lab, tmp_path):
     links, pair, confdir, run_dir = setup(lab, tmp_path, check_interval="1", failback_hold="4")
-    with daemon(lab, confdir, run_dir):
-        wait_for(lambda: state(run_dir)["peers"][0]["phase"] == "healthy", 10, "healthy")
-        lab.block(links["v6a"], "all")
-        hotplug(lab, run_dir, ACTION="ifdown", INTERFACE="wan6")
-        wait_for(lambda: endpoint(lab, pair) == links["v4a"].endpoint(), 3, "fallback")
+    with running(lab, confdir, run_dir):
+        fall_back(lab, run_dir, links, pair)
         wait_for(lambda: state(run_dir)["peers"][0]["phase"] == "fallback", 3, "fallback phase")
         handshake = lab.wg_dump(pair)[4]
         lab.unblock(links["v6a"])  # IPv6 is back
@@ -164,20 +141,19 @@ def test_failback_after_hold_and_not_before(lab, tmp_path):
 
 def test_failback_trial_that_fails_reverts(lab, tmp_path):
     links, pair, confdir, run_dir = setup(lab, tmp_path, check_interval="1", failback_hold="2")
-    with daemon(lab, confdir, run_dir):
-        wait_for(lambda: state(run_dir)["peers"][0]["phase"] == "healthy", 10, "healthy")
-        lab.block(links["v6a"], "all")
-        hotplug(lab, run_dir, ACTION="ifdown", INTERFACE="wan6")
-        wait_for(lambda: endpoint(lab, pair) == links["v4a"].endpoint(), 3, "fallback")
+    with running(lab, confdir, run_dir):
+        fall_back(lab, run_dir, links, pair)
         lab.block(links["v6a"], "udp")  # ping answers again, WireGuard still blocked
-        time.sleep(6)  # hold passes, the trial fails and is reverted
-        assert endpoint(lab, pair) == links["v4a"].endpoint()
-        assert lab.ping_through_tunnel(pair)
+        log = run_dir.parent / "daemon.log"
+        wait_for(lambda: "failback not verified" in log.read_text(), 10, "a failed trial")
+        assert "trying preferred" in log.read_text()  # the trial really happened ...
+        assert endpoint(lab, pair) == links["v4a"].endpoint()  # ... and was reverted
+        wait_for(lambda: lab.ping_through_tunnel(pair), 5, "tunnel back on IPv4", step=0.2)
 
 
 def test_sighup_reload_keeps_state_and_sigterm_exits_0(lab, tmp_path):
     links, pair, confdir, run_dir = setup(lab, tmp_path)
-    with daemon(lab, confdir, run_dir) as proc:
+    with running(lab, confdir, run_dir) as proc:
         wait_for(lambda: state(run_dir)["peers"][0]["phase"] == "healthy", 10, "healthy")
         lab.block(links["v6a"], "all")
         hotplug(lab, run_dir, ACTION="ifdown", INTERFACE="wan6")
