@@ -167,3 +167,13 @@ def test_split_tunnel_needs_no_routes():
     eng.routes = routes
     eng.round([peer()])
     assert [op for op, _ in routes.log] == ["retain"]
+
+
+def test_stop_during_verification_restores_the_original():
+    wg = FakeWg({"wg0": {K1: dump()}}, working=set())
+    eng, _ = engine(wg, FakeProber({}))
+    calls = []
+    eng.stopping = lambda: calls.append(1) or len(calls) > 3
+    [out] = eng.round([peer(verify_timeout=5.0)])
+    assert out.status == "failed" and "interrupted" in out.detail
+    assert wg.ifaces["wg0"][K1].endpoint == V6

@@ -60,6 +60,7 @@ class Daemon:
         self.wake = self.reload = self.stop = False
         self.next_check = self.next_resolve = self.next_failback = 0.0
         self._written: dict[str, Any] | None = None
+        engine.stopping = lambda: self.stop
 
     # -- signals -----------------------------------------------------------
 

@@ -84,6 +84,7 @@ class Engine:
         self.clock, self.sleep, self.poll = clock, sleep, poll
         self.last_resolved: dict[str, list[str]] = {}
         self.routes = routes
+        self.stopping: Callable[[], bool] = lambda: False  # set by the daemon
 
     # -- observation -------------------------------------------------------
 
@@ -198,6 +199,9 @@ class Engine:
         found = self.candidates(live)
         timeout = max((p.probe_timeout for p in live), default=1.0)
         probes = self._probe([[e.address for e in found[p.public_key]] for p in live], timeout)
+        for p in live:
+            log.debug("%s: candidates %s", p.label, ", ".join(
+                f"{e} ({_rtt_text(probes.get(e.address))})" for e in found[p.public_key]) or "none")
         windows = {}
         for p in live:
             cur = before[p.public_key].endpoint
@@ -283,6 +287,12 @@ class Engine:
             self.sleep(self.poll)
             dumps = self._dumps(j.peer.interface for j in active)
             advance: list[_Job] = []
+            if self.stopping():  # leave nothing half-done: put the old endpoints back
+                for job in active:
+                    job.result = Outcome(job.peer, "failed", job.original.endpoint,
+                                         "interrupted; original endpoint restored")
+                    restore.append(job)
+                break
             for job in active:
                 dump = dumps[job.peer.interface]
                 now_peer = None if isinstance(dump, WgError) else dump.peers.get(
@@ -321,6 +331,12 @@ class Engine:
                 final = job.result.endpoint if job.result is not None else None
                 self.routes.retain(job.peer.public_key, final.address if final else None)
         return [j.result for j in jobs if j.result is not None]
+
+
+def _rtt_text(probe: ProbeResult | None) -> str:
+    if probe is None or probe.rtt_ms is None:
+        return "no ping reply"
+    return f"{probe.rtt_ms:.1f} ms"
 
 
 def liveness_window(probes: Sequence[ProbeResult], ceiling: float) -> float:

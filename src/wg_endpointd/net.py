@@ -5,8 +5,8 @@ from __future__ import annotations
 import errno
 import ipaddress
 import socket
+import threading
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 
 from .validate import ip_literal
 
@@ -42,9 +42,22 @@ def resolve_many(hosts: Iterable[str], workers: int = 8) -> dict[str, list[str] 
         except ResolveError as exc:
             results[host] = exc
 
-    if unique:
-        with ThreadPoolExecutor(max_workers=min(workers, len(unique))) as pool:
-            list(pool.map(one, unique))
+    queue = list(reversed(unique))
+
+    def worker() -> None:
+        while queue:
+            try:
+                host = queue.pop()
+            except IndexError:
+                return
+            one(host)
+
+    threads = [threading.Thread(target=worker, daemon=True)
+               for _ in range(min(workers, len(unique)))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     return results
 
 

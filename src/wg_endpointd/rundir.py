@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from typing import Any
 
@@ -26,7 +25,8 @@ class RunDir:
     def write(self, name: str, text: str) -> None:
         """Write via a temporary file and rename, so readers never see half a file."""
         os.makedirs(self.path, mode=0o755, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path, prefix=f".{name}.")
+        tmp = self._file(f".{name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             with os.fdopen(fd, "w") as f:
                 f.write(text)
