@@ -51,3 +51,13 @@ def test_unknown_liveness_tries_current_first():
 
 def test_no_candidates_keeps_current():
     assert isinstance(policy.decide(V4A, False, [], {}, 6), policy.Keep)
+
+
+def test_better_candidates_for_failback():
+    order = [V6A, V4A, V6B, V4B]
+    assert policy.better(V4A, order, 6) == [V6A]
+    assert policy.better(V4B, order, 6) == [V6A, V6B]
+    assert policy.better(V6B, order, 6) == []  # already on the preferred family
+    assert policy.better(V6A, order, 4) == []  # nothing of the preferred family ahead
+    assert policy.better(Endpoint("192.0.2.99", 1), order, 6) == []  # roamed: left alone
+    assert policy.better(None, order, 6) == []

@@ -15,14 +15,16 @@ import select
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import candidates as cand
+from . import policy
 from . import state as st
 from .config import Config, PeerConfig
 from .engine import Engine, Outcome
 from .errors import ConfigError, WgEndpointdError, WgError
+from .model import Endpoint
 from .routes import HostRoutes
 from .rundir import RunDir
 
@@ -94,17 +96,10 @@ class Daemon:
             return ["*"]
         return list(dict.fromkeys([*s.triggers, *self.cfg.interfaces]))
 
-    def _phase(self, peer: PeerConfig, endpoint: Any, candidates: tuple[Any, ...]) -> str:
-        return st.FALLBACK if self._better(peer, endpoint, candidates) else st.HEALTHY
-
     @staticmethod
-    def _better(peer: PeerConfig, endpoint: Any, candidates: tuple[Any, ...]) -> list[Any]:
-        """Preferred-family candidates ahead of a current endpoint of the other family."""
-        prefer = cand.preferred_family(peer.family)
-        if endpoint is None or endpoint not in candidates or endpoint.family == prefer:
-            return []
-        ahead = candidates[:candidates.index(endpoint)]
-        return [c for c in ahead if c.family == prefer]
+    def _better(peer: PeerConfig, endpoint: Endpoint | None,
+                candidates: Sequence[Endpoint]) -> list[Endpoint]:
+        return policy.better(endpoint, candidates, cand.preferred_family(peer.family))
 
     # -- outcomes -> state -------------------------------------------------
 
@@ -114,7 +109,8 @@ class Daemon:
         state = dataclasses.replace(old, candidates=out.candidates or old.candidates,
                                     probes=tuple(out.probes.values()) or old.probes)
         if out.ok:
-            phase = self._phase(peer, out.endpoint, state.candidates)
+            phase = st.FALLBACK if self._better(peer, out.endpoint, state.candidates) \
+                else st.HEALTHY
             state = st.verified(state, out.endpoint, now, self.wall(), phase)
             if out.status == "switched":
                 log.info("%s: switched %s -> %s (%s)", peer.label, old.endpoint or "(none)",
@@ -134,7 +130,8 @@ class Daemon:
     # -- the loop ----------------------------------------------------------
 
     def full_round(self, why: str) -> None:
-        log.info("checking %d peer(s): %s", len(self.peers), why)
+        (log.info if why == "interface event" else log.debug)(
+            "checking %d peer(s): %s", len(self.peers), why)
         for out in self.engine.round(self.peers):
             self.apply(out)
         self.next_resolve = self.clock() + self.cfg.settings.resolve_interval

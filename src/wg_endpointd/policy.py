@@ -8,6 +8,8 @@ Rules:
 3. When liveness cannot be tested, the current endpoint is tried first.
 4. The caller restores the original endpoint if no candidate verifies, so a
    peer is never left worse off.
+5. A peer on the family it does not prefer may fail back to preferred
+   candidates ranked ahead of its endpoint (`better`); the daemon decides when.
 """
 
 from __future__ import annotations
@@ -64,3 +66,12 @@ def decide(current: Endpoint | None, alive: bool, candidates: Sequence[Endpoint]
         return Try(tuple(order), "liveness unknown, checking current endpoint first")
     why = "no endpoint" if current is None else f"{current} not answering"
     return Try(tuple(order), why)
+
+
+def better(current: Endpoint | None, candidates: Sequence[Endpoint],
+           prefer: int) -> list[Endpoint]:
+    """Preferred-family candidates ahead of a current endpoint of the other family."""
+    if current is None or current not in candidates or current.family == prefer:
+        return []
+    ahead = candidates[:list(candidates).index(current)]
+    return [c for c in ahead if c.family == prefer]
