@@ -5,6 +5,7 @@ All I/O goes through the adapters given to `Engine`, so tests can replace them.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -178,32 +179,37 @@ class Engine:
 
     # -- the round ---------------------------------------------------------
 
-    def round(self, peers: Sequence[PeerConfig], dry_run: bool = False) -> list[Outcome]:
-        """Check and, where needed, fix every peer; one Outcome per peer."""
-        outcomes: dict[str, Outcome] = {}
+    def _snapshot(self, peers: Sequence[PeerConfig]
+                  ) -> tuple[dict[str, PeerDump], dict[str, Outcome]]:
+        """Each peer's current WireGuard state, or an error outcome for it."""
         dumps = self._dumps(p.interface for p in peers)
-        live: list[PeerConfig] = []
         before: dict[str, PeerDump] = {}
+        errors: dict[str, Outcome] = {}
         for peer in peers:
             dump = dumps[peer.interface]
             if isinstance(dump, WgError):
-                outcomes[peer.public_key] = Outcome(peer, "error", None, str(dump))
+                errors[peer.public_key] = Outcome(peer, "error", None, str(dump))
             elif peer.public_key not in dump.peers:
-                outcomes[peer.public_key] = Outcome(
+                errors[peer.public_key] = Outcome(
                     peer, "error", None, f"peer {peer.public_key[:8]}… is not on {peer.interface}")
             else:
-                live.append(peer)
                 before[peer.public_key] = dump.peers[peer.public_key]
+        return before, errors
+
+    def _assess(self, live: Sequence[PeerConfig], before: Mapping[str, PeerDump]
+                ) -> tuple[dict[str, list[Endpoint]], dict[str, ProbeResult], dict[str, bool],
+                           set[str]]:
+        """Candidates, ICMP hints, and which peers WireGuard shows alive (and which
+        could be asked at all)."""
         start = self.clock()
         kicked = {p.public_key for p in live if self._kick(p, before[p.public_key])}
         found = self.candidates(live)
         timeout = max((p.probe_timeout for p in live), default=1.0)
         probes = self._probe([[e.address for e in found[p.public_key]] for p in live], timeout)
+        windows = {}
         for p in live:
             log.debug("%s: candidates %s", p.label, ", ".join(
                 f"{e} ({_rtt_text(probes.get(e.address))})" for e in found[p.public_key]) or "none")
-        windows = {}
-        for p in live:
             cur = before[p.public_key].endpoint
             if cur is not None and not self.route_ok(cur.address):
                 kicked.discard(p.public_key)  # no route: dead now, no need to wait
@@ -212,31 +218,32 @@ class Engine:
             windows[p.public_key] = start + liveness_window(
                 [probes[e.address] for e in found[p.public_key] if e.address in probes],
                 p.probe_timeout)
-        alive = self._liveness(live, before, kicked, windows)
+        return found, probes, self._liveness(live, before, kicked, windows), kicked
+
+    def round(self, peers: Sequence[PeerConfig], dry_run: bool = False) -> list[Outcome]:
+        """Check and, where needed, fix every peer; one Outcome per peer."""
+        before, outcomes = self._snapshot(peers)
+        live = [p for p in peers if p.public_key in before]
+        found, probes, alive, kicked = self._assess(live, before)
         jobs: list[_Job] = []
         for peer in live:
             key = peer.public_key
-            cur = before[key].endpoint
-            eps = found[key]
+            cur, eps = before[key].endpoint, found[key]
             decision = policy.decide(cur, alive.get(key, False), eps, probes,
                                      cand.preferred_family(peer.family),
                                      unknown=key not in kicked)
-            seen = {e.address: probes[e.address] for e in eps if e.address in probes}
             if isinstance(decision, policy.Keep):
                 status = "healthy" if alive.get(key, False) else "failed"
-                outcomes[key] = Outcome(peer, status, cur, decision.reason, tuple(eps), seen)
+                outcomes[key] = Outcome(peer, status, cur, decision.reason)
             elif dry_run:
                 outcomes[key] = Outcome(peer, "would-switch", cur,
-                                        f"would try {', '.join(map(str, decision.order))}",
-                                        tuple(eps), seen)
+                                        f"would try {', '.join(map(str, decision.order))}")
             else:
                 jobs.append(_Job(peer, before[key], decision.order, decision.reason))
         for out in self._verify(jobs):
-            eps = found[out.peer.public_key]
-            outcomes[out.peer.public_key] = Outcome(
-                out.peer, out.status, out.endpoint, out.detail, candidates=tuple(eps),
-                probes={e.address: probes[e.address] for e in eps if e.address in probes})
-        return [outcomes[p.public_key] for p in peers]
+            outcomes[out.peer.public_key] = out
+        return [_with_hints(outcomes[p.public_key], found.get(p.public_key, []), probes)
+                for p in peers]
 
     # -- verification ------------------------------------------------------
 
@@ -331,6 +338,13 @@ class Engine:
                 final = job.result.endpoint if job.result is not None else None
                 self.routes.retain(job.peer.public_key, final.address if final else None)
         return [j.result for j in jobs if j.result is not None]
+
+
+def _with_hints(out: Outcome, eps: Sequence[Endpoint],
+                probes: Mapping[str, ProbeResult]) -> Outcome:
+    """Attach the peer's candidates and their ICMP results (for state and status)."""
+    seen = {e.address: probes[e.address] for e in eps if e.address in probes}
+    return dataclasses.replace(out, candidates=tuple(eps), probes=seen)
 
 
 def _rtt_text(probe: ProbeResult | None) -> str:
