@@ -54,10 +54,11 @@ class Daemon:
                  clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time,
                  wait: Callable[[float], None] = time.sleep,
-                 rand: Callable[[], float] = random.random) -> None:
+                 rand: Callable[[], float] = random.random,
+                 config: Config | None = None) -> None:
         self.load, self.engine, self.run_dir = load, engine, run_dir
         self.clock, self.wall, self.wait, self.rand = clock, wall, wait, rand
-        self.cfg = load()
+        self.cfg = config if config is not None else load()
         self.states: dict[tuple[str, str], st.PeerState] = {}
         self.wake = self.reload = self.stop = False
         self.next_check = self.next_resolve = self.next_failback = 0.0
@@ -324,7 +325,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     waiter = Waiter()
     routes = HostRoutes() if cfg.settings.host_routes else None
     daemon = Daemon(load, Engine(WgClient(), IcmpProber(), routes=routes), RunDir(),
-                    wait=waiter)
+                    wait=waiter, config=cfg)
     for signum in (signal.SIGUSR1, signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, daemon.on_signal)
     for problem in cfg.problems:
