@@ -45,10 +45,6 @@ class HostSpec:
     host: str
     port: int
 
-    @property
-    def literal(self) -> bool:
-        return ip_literal(self.host) is not None
-
     def __str__(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 

@@ -89,7 +89,7 @@ class Engine:
 
     # -- observation -------------------------------------------------------
 
-    def _dumps(self, ifaces: Iterable[str]) -> dict[str, InterfaceDump | WgError]:
+    def dumps(self, ifaces: Iterable[str]) -> dict[str, InterfaceDump | WgError]:
         """One `wg show` per interface, or a single `wg show all` for several."""
         out: dict[str, InterfaceDump | WgError] = {}
         wanted = list(dict.fromkeys(ifaces))
@@ -108,8 +108,6 @@ class Engine:
                 out[iface] = exc
         return out
 
-    def dumps(self, ifaces: Iterable[str]) -> dict[str, InterfaceDump | WgError]:
-        return self._dumps(ifaces)
 
     def candidates(self, peers: Sequence[PeerConfig]) -> dict[str, list[Endpoint]]:
         """Usable candidates per peer key, in Happy Eyeballs order."""
@@ -137,7 +135,8 @@ class Engine:
             out[peer.public_key] = cand.interleave(eps, cand.preferred_family(peer.family))
         return out
 
-    def _probe(self, groups: list[list[str]], timeout: float) -> dict[str, ProbeResult]:
+    def probe_hint(self, groups: list[list[str]], timeout: float) -> dict[str, ProbeResult]:
+        """ICMP hints for groups of addresses (empty when ICMP is unavailable)."""
         try:
             return self.prober.probe(groups, timeout)
         except ProbeSetupError as exc:
@@ -150,7 +149,7 @@ class Engine:
         alive: dict[str, bool] = {}
         waiting = {p.public_key: p.interface for p in peers if p.public_key in kicked}
         while waiting:
-            for dump in self._dumps(set(waiting.values())).values():
+            for dump in self.dumps(set(waiting.values())).values():
                 if isinstance(dump, WgError):
                     continue
                 for key, now in dump.peers.items():
@@ -165,14 +164,7 @@ class Engine:
                 self.sleep(self.poll)
         return alive
 
-    def probe_hint(self, groups: list[list[str]], timeout: float) -> dict[str, ProbeResult]:
-        """ICMP hints for groups of addresses (empty when ICMP is unavailable)."""
-        return self._probe(groups, timeout)
-
     def kick_peer(self, peer: PeerConfig, dump: PeerDump) -> bool:
-        return self._kick(peer, dump)
-
-    def _kick(self, peer: PeerConfig, dump: PeerDump) -> bool:
         """Send one datagram into the tunnel so a live peer answers (design §5)."""
         target = peer.probe_address or default_probe_address(dump.allowed_ips)
         return target is not None and self.kick(peer.interface, target)
@@ -182,7 +174,7 @@ class Engine:
     def _snapshot(self, peers: Sequence[PeerConfig]
                   ) -> tuple[dict[str, PeerDump], dict[str, Outcome]]:
         """Each peer's current WireGuard state, or an error outcome for it."""
-        dumps = self._dumps(p.interface for p in peers)
+        dumps = self.dumps(p.interface for p in peers)
         before: dict[str, PeerDump] = {}
         errors: dict[str, Outcome] = {}
         for peer in peers:
@@ -202,10 +194,10 @@ class Engine:
         """Candidates, ICMP hints, and which peers WireGuard shows alive (and which
         could be asked at all)."""
         start = self.clock()
-        kicked = {p.public_key for p in live if self._kick(p, before[p.public_key])}
+        kicked = {p.public_key for p in live if self.kick_peer(p, before[p.public_key])}
         found = self.candidates(live)
         timeout = max((p.probe_timeout for p in live), default=1.0)
-        probes = self._probe([[e.address for e in found[p.public_key]] for p in live], timeout)
+        probes = self.probe_hint([[e.address for e in found[p.public_key]] for p in live], timeout)
         windows = {}
         for p in live:
             log.debug("%s: candidates %s", p.label, ", ".join(
@@ -265,7 +257,7 @@ class Engine:
 
     def switch(self, peer: PeerConfig, order: Sequence[Endpoint], reason: str) -> Outcome:
         """Try `order` for one peer; restore its endpoint if none verifies."""
-        dump = self._dumps([peer.interface])[peer.interface]
+        dump = self.dumps([peer.interface])[peer.interface]
         if isinstance(dump, WgError):
             return Outcome(peer, "error", None, str(dump))
         current = dump.peers.get(peer.public_key)
@@ -292,7 +284,7 @@ class Engine:
             if not active:
                 break
             self.sleep(self.poll)
-            dumps = self._dumps(j.peer.interface for j in active)
+            dumps = self.dumps(j.peer.interface for j in active)
             advance: list[_Job] = []
             if self.stopping():  # leave nothing half-done: put the old endpoints back
                 for job in active:
