@@ -17,11 +17,28 @@ var DIGITS = '\\d(?:_?\\d)*';
 var FLOAT = new RegExp('^\\s*[+-]?(?:' + DIGITS + '(?:\\.(?:' + DIGITS + ')?)?|\\.' + DIGITS +
 	')(?:[eE][+-]?' + DIGITS + ')?\\s*$');
 
+/* Python's int() and float() read any Unicode decimal digit (Nd); digits
+ * come in runs of ten from 0 to 9, so a digit's value is its distance from
+ * the start of its run, modulo 10. Browsers without \p{} keep the text. */
+function asciiDigits(text) {
+	var nd;
+	try { nd = new RegExp('\\p{Nd}', 'u'); } catch (e) { return text; }
+	return Array.from(text).map(function(ch) {
+		if (/[0-9]/.test(ch) || !nd.test(ch))
+			return ch;
+		var cp = ch.codePointAt(0), start = cp;
+		while (nd.test(String.fromCodePoint(start - 1)))
+			start--;
+		return String((cp - start) % 10);
+	}).join('');
+}
+
 /* Python's float() grammar, then the daemon's range 0 < n < 1e7. */
 function positiveNumber(text) {
-	if (!FLOAT.test(String(text)))
+	text = asciiDigits(String(text));
+	if (!FLOAT.test(text))
 		return false;
-	var n = Number(String(text).trim().replace(/_/g, ''));
+	var n = Number(text.trim().replace(/_/g, ''));
 	return n > 0 && n < 1e7;
 }
 
@@ -79,6 +96,7 @@ function ipLiteral(text) {
 }
 
 function port(text) {
+	text = asciiDigits(text);
 	return /^[0-9]+$/.test(text) && +text > 0 && +text < 65536;
 }
 
