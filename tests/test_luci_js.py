@@ -41,7 +41,7 @@ def table() -> dict[str, list[dict[str, Any]]]:
 
 def test_node_tests_pass() -> None:
     assert NODE_TESTS
-    result = _node("--test", *map(str, NODE_TESTS))
+    result = _node("--test", "--test-reporter=tap", *map(str, NODE_TESTS))
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert re.search(r"^# fail 0$", result.stdout, re.M), result.stdout[-2000:]
 

@@ -68,3 +68,10 @@ test('every option has a known type, and choices where it needs them', () => {
     if (spec.inherit) assert.ok(options.GLOBALS.some((g) => g.name === spec.inherit), spec.name);
   }
 });
+
+test('flag values: the daemon\'s booleans become 1 and 0, the rest stays', () => {
+  for (const v of ['1', 'yes', 'On', 'TRUE', 'enabled']) assert.equal(options.flagValue(v), '1', v);
+  for (const v of ['0', 'no', 'OFF', 'false', 'Disabled']) assert.equal(options.flagValue(v), '0', v);
+  assert.equal(options.flagValue('maybe'), 'maybe');
+  assert.equal(options.flagValue(undefined), undefined);
+});

@@ -174,6 +174,17 @@ var PEER = [
 	{ name: 'verify_timeout', type: 'number', inherit: 'verify_timeout', title: _('Verify timeout') }
 ];
 
+/* The daemon reads booleans case-insensitively; a checkbox knows '1' and '0'.
+ * Anything else is left as it is, so that saving cannot flip it. */
+function flagValue(value) {
+	var v = String(value == null ? '' : value).toLowerCase();
+	if ([ '1', 'yes', 'on', 'true', 'enabled' ].indexOf(v) >= 0)
+		return '1';
+	if ([ '0', 'no', 'off', 'false', 'disabled' ].indexOf(v) >= 0)
+		return '0';
+	return value;
+}
+
 /* One validator per type: true, or false for a value the daemon rejects. */
 function valid(type, value) {
 	switch (type) {
@@ -208,5 +219,6 @@ return baseclass.extend({
 	ipLiteral: ipLiteral,
 	hostPort: hostPort,
 	valid: valid,
+	flagValue: flagValue,
 	peerChoices: peerChoices
 });

@@ -26,6 +26,9 @@ function addOption(s, spec, ctx) {
 		o = s.option(form.Flag, spec.name, spec.title, help);
 		o.default = spec.default;
 		o.rmempty = false;
+		o.cfgvalue = function(section_id) {
+			return options.flagValue(uci.get(CONF, section_id, spec.name));
+		};
 		break;
 
 	case 'choice':
