@@ -34,16 +34,17 @@ export function requires(source) {
   return deps;
 }
 
-export function load(name, known = {}) {
+// known: stand-ins for other modules by name; env: window, document and L.
+export function load(name, known = {}, env = {}) {
   const source = readFileSync(join(RESOURCES, name.replace(/\./g, '/') + '.js'), 'utf8');
   const deps = requires(source);
   const values = deps.map((d) => {
     if (d.name === 'baseclass') return baseclass;
     if (d.name in known) return known[d.name];
-    return load(d.name, known);
+    return load(d.name, known, env);
   });
   const factory = new Function('window', 'document', 'L', ...deps.map((d) => d.as), source);
-  const Class = factory({}, {}, {}, ...values);
+  const Class = factory(env.window || {}, env.document || {}, env.L || {}, ...values);
   return new Class();
 }
 
