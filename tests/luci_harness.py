@@ -11,7 +11,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,9 @@ STUBS = ROOT / "tests" / "luci" / "stubs"
 
 # What the plugin may call besides shell builtins and the stubs.
 APPLETS = ("awk", "tr", "date", "timeout", "cat")
+
+
+PYTHON = os.path.realpath(sys.executable)
 
 
 def tool(name: str) -> str:
@@ -100,3 +106,68 @@ class Plugin:
         out = json.loads(text)  # one JSON value, nothing else
         assert isinstance(out, dict), text
         return out
+
+
+# A stand-in daemon: records SIGUSR1 (and the SIGUSR2 sentinel) in argv[-1]'s
+# directory. Started as [python, <dir>/<name>, <argument>].
+FAKE = """import signal, sys, time, os
+rec = os.path.join(os.path.dirname(sys.argv[0]), "signals")
+h = lambda s, f: open(rec, "a").write(signal.Signals(s).name + "\\n")
+signal.signal(signal.SIGUSR1, h)
+signal.signal(signal.SIGUSR2, h)
+open(rec + ".ready", "w").close()
+time.sleep(300)
+"""
+PARENT = "import subprocess,sys;p=subprocess.Popen(sys.argv[1:]);print(p.pid,flush=True);p.wait()"
+
+
+def wait_for(pred, what: str, timeout: float = 10.0) -> None:
+    end = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.005)
+
+
+class Fake:
+    """A process with a chosen command line, optionally procd's child."""
+
+    def __init__(self, where: Path, argv_tail: list[str], name: str = "wg-endpointd",
+                 parent: str | None = None) -> None:
+        where.mkdir(parents=True)
+        script = where / name
+        script.write_text(FAKE)
+        self.record = where / "signals"
+        argv = [PYTHON, str(script), *argv_tail]
+        self.procs: list[subprocess.Popen[str]] = []
+        if parent is None:
+            self.procs.append(subprocess.Popen(argv, text=True))
+            self.pid = self.procs[0].pid
+        else:
+            link = where / parent
+            link.symlink_to(PYTHON)
+            p = subprocess.Popen([str(link), "-c", PARENT, *argv], stdout=subprocess.PIPE,
+                                 text=True)
+            self.procs.append(p)
+            assert p.stdout is not None
+            self.pid = int(p.stdout.readline())
+        wait_for(lambda: (where / "signals.ready").exists(), "the fake daemon")
+        self.record.touch()
+
+    def take(self) -> list[str]:
+        """Signals received so far (SIGUSR2 is a sentinel: lower numbers arrive first)."""
+        os.kill(self.pid, signal.SIGUSR2)
+        wait_for(lambda: "SIGUSR2" in self.record.read_text(), "the sentinel")
+        got = [s for s in self.record.read_text().split() if s != "SIGUSR2"]
+        self.record.write_text("")
+        return got
+
+    def stop(self) -> None:
+        for p in self.procs:
+            p.kill()
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        for p in self.procs:
+            p.wait(timeout=10)

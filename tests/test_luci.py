@@ -1,4 +1,4 @@
-"""luci-app-wg-endpointd: the rpcd plugin under busybox, and the JSON files.
+"""luci-app-wg-endpointd: the rpcd plugin under busybox.
 
 The plugin runs as rpcd runs an exec plugin (openwrt/rpcd plugin.c): `list`
 with nothing on stdin, `call METHOD` with the arguments as JSON on stdin, and
@@ -12,89 +12,29 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.luci_harness import APP, DATA, STUBS, Plugin, busybox_path, tool
+from tests.luci_harness import (
+    APP,
+    DATA,
+    PYTHON,
+    STUBS,
+    Fake,
+    Plugin,
+    busybox_path,
+    tool,
+    wait_for,
+)
 
 PLUGIN_PATH = APP / "root" / "usr" / "libexec" / "rpcd" / "wg-endpointd"
-MENU = APP / "root" / "usr" / "share" / "luci" / "menu.d" / "luci-app-wg-endpointd.json"
-ACL = APP / "root" / "usr" / "share" / "rpcd" / "acl.d" / "luci-app-wg-endpointd.json"
-VIEWS = APP / "htdocs" / "luci-static" / "resources" / "view"
 KEYS = json.loads((DATA / "keys.json").read_text())
 SECRETS = [KEYS["iface-priv-wg0"], KEYS["iface-priv-wg1"], KEYS["psk-home"], KEYS["psk-vpn-a"]]
-PYTHON = os.path.realpath(sys.executable)
-
-# A stand-in daemon: records SIGUSR1 (and the SIGUSR2 sentinel) in argv[-1]'s
-# directory. Started as [python, <dir>/<name>, <argument>].
-FAKE = """import signal, sys, time, os
-rec = os.path.join(os.path.dirname(sys.argv[0]), "signals")
-h = lambda s, f: open(rec, "a").write(signal.Signals(s).name + "\\n")
-signal.signal(signal.SIGUSR1, h)
-signal.signal(signal.SIGUSR2, h)
-open(rec + ".ready", "w").close()
-time.sleep(300)
-"""
-PARENT = "import subprocess,sys;p=subprocess.Popen(sys.argv[1:]);print(p.pid,flush=True);p.wait()"
-
-
-def _wait(pred, what: str, timeout: float = 10.0) -> None:
-    end = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.005)
-
-
-class Fake:
-    """A process with a chosen command line, optionally procd's child."""
-
-    def __init__(self, where: Path, argv_tail: list[str], name: str = "wg-endpointd",
-                 parent: str | None = None) -> None:
-        where.mkdir(parents=True)
-        script = where / name
-        script.write_text(FAKE)
-        self.record = where / "signals"
-        argv = [PYTHON, str(script), *argv_tail]
-        self.procs: list[subprocess.Popen[str]] = []
-        if parent is None:
-            self.procs.append(subprocess.Popen(argv, text=True))
-            self.pid = self.procs[0].pid
-        else:
-            link = where / parent
-            link.symlink_to(PYTHON)
-            p = subprocess.Popen([str(link), "-c", PARENT, *argv], stdout=subprocess.PIPE,
-                                 text=True)
-            self.procs.append(p)
-            assert p.stdout is not None
-            self.pid = int(p.stdout.readline())
-        _wait(lambda: (where / "signals.ready").exists(), "the fake daemon")
-        self.record.touch()
-
-    def take(self) -> list[str]:
-        """Signals received so far (SIGUSR2 is a sentinel: lower numbers arrive first)."""
-        os.kill(self.pid, signal.SIGUSR2)
-        _wait(lambda: "SIGUSR2" in self.record.read_text(), "the sentinel")
-        got = [s for s in self.record.read_text().split() if s != "SIGUSR2"]
-        self.record.write_text("")
-        return got
-
-    def stop(self) -> None:
-        for p in self.procs:
-            p.kill()
-        try:
-            os.kill(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        for p in self.procs:
-            p.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -198,14 +138,14 @@ def test_status_garbage_pid_file(plugin: Plugin, content: str) -> None:
 
 def test_status_module_style_command_line(plugin: Plugin, tmp_path: Path) -> None:
     proc = subprocess.Popen([PYTHON, "-c", "import time; time.sleep(60)"])
+    (tmp_path / "wg_endpointd.py").write_text("import time\ntime.sleep(60)\n")
     mod = subprocess.Popen([PYTHON, "-m", "wg_endpointd", "run"], cwd=tmp_path,
                            env={"PYTHONPATH": str(tmp_path)}, stderr=subprocess.DEVNULL)
-    (tmp_path / "wg_endpointd.py").write_text("import time\ntime.sleep(60)\n")
     try:
         plugin.pid(proc.pid)
         assert plugin.run("call", "status")["running"] is False
         plugin.pid(mod.pid)
-        _wait(lambda: Path(f"/proc/{mod.pid}/cmdline").read_bytes().endswith(b"run\0"), "-m")
+        wait_for(lambda: Path(f"/proc/{mod.pid}/cmdline").read_bytes().endswith(b"run\0"), "-m")
         assert plugin.run("call", "status")["running"] is True
     finally:
         for p in (proc, mod):
@@ -374,81 +314,3 @@ def test_busybox_path_has_no_foreign_tools(tmp_path: Path) -> None:
     # The plugin must get busybox's awk, not gawk or mawk.
     bindir = busybox_path(tmp_path, tool("busybox"))
     assert os.path.realpath(bindir / "awk") == os.path.realpath(tool("busybox"))
-
-
-# --- menu, ACL, views -----------------------------------------------------------
-
-
-def _declared_calls() -> set[tuple[str, str]]:
-    calls = set()
-    for view in VIEWS.rglob("*.js"):
-        text = view.read_text()
-        for block in re.findall(r"rpc\.declare\(\{(.*?)\}\)", text, re.S):
-            obj = re.search(r"object:\s*'([^']+)'", block)
-            method = re.search(r"method:\s*'([^']+)'", block)
-            assert obj and method, view
-            calls.add((obj.group(1), method.group(1)))
-    return calls
-
-
-def test_acl_grants_exactly_what_the_issue_allows() -> None:
-    acl = json.loads(ACL.read_text())
-    assert list(acl) == ["luci-app-wg-endpointd"]
-    grant = acl["luci-app-wg-endpointd"]
-    assert grant["read"] == {"ubus": {"wg-endpointd": ["status"]}, "uci": ["wg-endpointd", "network"]}
-    assert grant["write"] == {"ubus": {"wg-endpointd": ["check"]}, "uci": ["wg-endpointd"]}
-
-
-def test_acl_methods_exist_and_views_call_only_granted_methods(plugin: Plugin) -> None:
-    acl = json.loads(ACL.read_text())["luci-app-wg-endpointd"]
-    granted = {(obj, m) for part in ("read", "write")
-               for obj, ms in acl[part].get("ubus", {}).items() for m in ms}
-    listed = plugin.run("list", stdin=None)
-    assert {m for obj, m in granted if obj == "wg-endpointd"} == set(listed)
-    calls = _declared_calls()
-    assert calls == {("wg-endpointd", "status"), ("wg-endpointd", "check")}
-    assert calls <= granted
-
-
-def test_menu_names_existing_views_and_acl() -> None:
-    menu = json.loads(MENU.read_text())
-    acl = json.loads(ACL.read_text())
-    top = menu["admin/services/wg-endpointd"]
-    assert top["title"] == "WireGuard Endpoints" and top["action"] == {"type": "firstchild"}
-    assert set(top["depends"]["acl"]) <= set(acl)
-    assert (Path(__file__).parent.parent / "files" / "etc" / "config" / "wg-endpointd").exists()
-    tabs = sorted((v["order"], k) for k, v in menu.items() if k != "admin/services/wg-endpointd")
-    assert [k for _, k in tabs] == ["admin/services/wg-endpointd/status",
-                                    "admin/services/wg-endpointd/settings"]
-    for _, key in tabs:
-        action = menu[key]["action"]
-        assert action["type"] == "view"
-        assert (VIEWS / f"{action['path']}.js").is_file()
-
-
-def test_views_use_only_what_the_modules_export() -> None:
-    exported = {}
-    for mod in ("shape", "options"):
-        src = (APP / "htdocs" / "luci-static" / "resources" / "wg-endpointd" / f"{mod}.js").read_text()
-        block = src[src.rindex("baseclass.extend({"):]
-        exported[mod] = set(re.findall(r"^\s*(\w+):", block, re.M))
-    for view in VIEWS.rglob("*.js"):
-        text = view.read_text()
-        for mod, names in exported.items():
-            used = set(re.findall(rf"\b{mod}\.(\w+)", text))
-            assert used <= names, (view.name, used - names)
-        for dep in re.findall(r"'require (wg-endpointd\.\w+)", text):
-            assert (APP / "htdocs" / "luci-static" / "resources" /
-                    (dep.replace(".", "/") + ".js")).is_file()
-
-
-def test_makefile_is_luci_mk_style() -> None:
-    text = (APP / "Makefile").read_text()
-    assert re.search(r"^LUCI_TITLE:=\S", text, re.M)
-    assert re.search(r"^LUCI_DEPENDS:=\+luci-base \+wg-endpointd$", text, re.M)
-    assert re.search(r"^LUCI_PKGARCH:=all$", text, re.M)
-    assert re.search(r"^include \S*luci\.mk$", text, re.M)
-    assert text.index("include $(TOPDIR)/rules.mk") < text.index("LUCI_TITLE")
-    for sub in ("htdocs/luci-static/resources", "root/usr/share/luci/menu.d",
-                "root/usr/share/rpcd/acl.d", "root/usr/libexec/rpcd"):
-        assert (APP / sub).is_dir()
