@@ -405,6 +405,7 @@ class Lab:
         psk: bool = False,
         block_peer_initiation: bool = True,
         allowed_ips_router: list[str] | None = None,
+        same_peer_key_as: WgPair | None = None,
     ) -> WgPair:
         """Start wireguard-go on both sides and peer them; the router side has no endpoint.
 
@@ -423,7 +424,10 @@ class Lab:
         self._start_wireguard_go(self.router_ns, r_if)
         self._start_wireguard_go(self.peer_ns, p_if)
         r_priv, r_pub = self._genkey(f"{r_if}.key")
-        p_priv, p_pub = self._genkey(f"{p_if}.key")
+        if same_peer_key_as is not None:  # one server, one key, reached over two tunnels
+            p_priv, p_pub = same_peer_key_as.peer_private_file, same_peer_key_as.peer_public
+        else:
+            p_priv, p_pub = self._genkey(f"{p_if}.key")
         psk_file = None
         if psk:
             psk_file = os.path.join(self.tmpdir, f"{r_if}.psk")

@@ -46,6 +46,7 @@ class Daemon:
         self.next_check = self.next_resolve = self.next_failback = 0.0
         self._written: dict[str, Any] | None = None
         self._write_error: str | None = None
+        self.last_round: dict[str, object] | None = None
         engine.stopping = lambda: self.stop
 
     # -- signals -----------------------------------------------------------
@@ -126,6 +127,7 @@ class Daemon:
             "checking %d peer(s): %s", len(self.peers), why)
         for out in self.engine.round(self.peers):
             self.apply(out)
+        self.last_round = {"at": round(self.wall(), 3), "reason": why}
         self.next_resolve = self.clock() + self.cfg.settings.resolve_interval
 
     def do_reload(self) -> None:
@@ -280,7 +282,7 @@ class Daemon:
 
     def snapshot(self) -> dict[str, Any]:
         unmanaged = [p for p in self.cfg.peers if not p.managed]
-        return snapshot.build(self.peers, self.states, os.getpid(), unmanaged)
+        return snapshot.build(self.peers, self.states, os.getpid(), unmanaged, self.last_round)
 
     def write_state(self) -> None:
         """Write the state file when it changed; a failure is logged once, not every pass."""

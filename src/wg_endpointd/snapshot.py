@@ -45,7 +45,8 @@ def peer_entry(peer: PeerConfig, s: st.PeerState) -> dict[str, Any]:
 
 
 def build(peers: Sequence[PeerConfig], states: Mapping[PeerId, st.PeerState], pid: int,
-          unmanaged: Sequence[PeerConfig] = ()) -> dict[str, Any]:
+          unmanaged: Sequence[PeerConfig] = (),
+          last_round: Mapping[str, object] | None = None) -> dict[str, Any]:
     """The whole file; `written_at` is added by the writer so that equal content is
     not rewritten."""
     entries = [peer_entry(p, states.get(peer_id(p), st.PeerState())) for p in peers]
@@ -53,4 +54,5 @@ def build(peers: Sequence[PeerConfig], states: Mapping[PeerId, st.PeerState], pi
                  "description": p.description, "managed": False, "reason": p.reason,
                  "phase": "unmanaged", "endpoint": None, "candidates": [],
                  "last_switch": None} for p in unmanaged]
-    return {"version": VERSION, "pid": pid, "peers": entries}
+    return {"version": VERSION, "pid": pid, "peers": entries,
+            "last_round": dict(last_round) if last_round else None}

@@ -52,6 +52,7 @@ def write_config(tmp: Path, pairs: list[WgPair], sections: str, own: str = "") -
 def run_cli(lab: Lab, *args: str, timeout: float = 60) -> tuple[subprocess.CompletedProcess[str], float]:
     """Run `python -m wg_endpointd ARGS` inside the router namespace; (result, seconds)."""
     env = dict(os.environ, PYTHONPATH=SRC)
+    env.setdefault("WG_ENDPOINTD_RUN_DIR", os.path.join(lab.tmpdir, "run"))  # its own lock
     start = time.monotonic()
     res = lab.router([sys.executable, "-m", "wg_endpointd", *args], timeout=timeout,
                      check=False, env=env)
@@ -107,3 +108,24 @@ def hotplug(lab: Lab, run_dir: Path, **env: str) -> float:
     lab.router(["env", "-i", *args, f"WG_ENDPOINTD_RUN_DIR={run_dir}",
                 "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "busybox", "sh", "-c", f". {HOTPLUG}"])
     return time.monotonic() - start
+
+
+def start_cli(lab: Lab, *args: str, run_dir: str | None = None) -> subprocess.Popen[str]:
+    """Start `python -m wg_endpointd ARGS` in the router namespace, in its own process
+    group (so a test can kill it and its `wg` children at once); the caller reaps it."""
+    env = dict(os.environ, PYTHONPATH=SRC,
+               WG_ENDPOINTD_RUN_DIR=run_dir or os.path.join(lab.tmpdir, "run"))
+    return subprocess.Popen(["ip", "netns", "exec", lab.router_ns, sys.executable, "-m",
+                             "wg_endpointd", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, env=env, text=True,
+                            start_new_session=True)
+
+
+def reap(proc: subprocess.Popen[str], timeout: float = 20) -> str:
+    """Wait for a process from start_cli (killing its group after `timeout`); its output."""
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate(timeout=5)
+    return out or ""
