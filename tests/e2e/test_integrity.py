@@ -11,7 +11,15 @@ import time
 import pytest
 
 from tests.e2e.helpers import (
-    NAME, daemon, endpoint, four_links, peer_section, reap, run_cli, start_cli, wait_for,
+    NAME,
+    daemon,
+    endpoint,
+    four_links,
+    peer_section,
+    reap,
+    run_cli,
+    start_cli,
+    wait_for,
     write_config,
 )
 
