@@ -257,11 +257,12 @@ def _option(rd: _Reader, sec: _Draft, is_list: bool, at: int) -> None:
     value = rd.arg()
     _end_command(rd)
     old = sec.options.get(name)
-    if isinstance(old, list) and is_list:
-        old.append(value)  # appending keeps the list's place
-    elif is_list:
-        sec.options.pop(name, None)  # a new list goes last, an option's value first
-        sec.options[name] = [value] if old is None else [old, value]
+    if is_list:
+        if isinstance(old, list):
+            old.append(value)  # appending keeps the list's place
+        else:
+            sec.options.pop(name, None)  # a new list goes last, an option's value first
+            sec.options[name] = [value] if old is None else [old, value]
     elif not value:
         return  # uci_set: an empty value changes nothing
     elif value == old:
