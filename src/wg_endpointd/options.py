@@ -5,7 +5,6 @@ and the README all follow it. Pure: no I/O.
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass
 
@@ -110,6 +109,8 @@ def convert(option: Option, text: str) -> Value:
 
 def suggest(name: str, known: list[str] | tuple[str, ...]) -> str:
     """' (did you mean X?)' for the closest known name, or ''."""
+    import difflib  # only when something is wrong
+
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
