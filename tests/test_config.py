@@ -382,6 +382,13 @@ def test_latin1_description_is_kept_and_printable(fs, capsys):
     fs.create_file("/etc/config/network",
                    contents=NETWORK.replace("'home'", "'B\xfcro'").encode("latin-1"))
     cfg = config.load("/etc/config")
-    assert cfg.peers[0].description.encode("utf-8", "surrogateescape") == b"B\xfcro"
+    assert cfg.peers[0].description == "B\xfcro"  # read as Latin-1 for display
     assert cli.main(["config", "--config-dir", "/etc/config", "--json"]) == 1
-    assert json.loads(capsys.readouterr().out)[0]["public_key"] == K1
+    assert json.loads(capsys.readouterr().out)[0]["description"] == "B\xfcro"
+    assert cli.main(["config", "--config-dir", "/etc/config"]) == 1
+    assert "B\xfcro" in capsys.readouterr().out
+
+
+def test_display_text_keeps_logs_on_one_line():
+    assert config.display_text("a\nb\x1b[0m\udce9") == "a\\nb\\x1b[0m\xe9"
+    assert config.display_text("\u20ac ok") == "\u20ac ok"

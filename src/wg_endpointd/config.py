@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 from dataclasses import dataclass
 
 from . import overrides as overrides_mod
@@ -29,6 +30,7 @@ from .validate import (
 
 DEFAULT_PORT = 51820
 _PEER_OPTIONS = {o.name: o for o in PEER}
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\udc80-\udcff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +173,13 @@ def covers_endpoint(peer: PeerConfig, address: str) -> bool:
     return False
 
 
+def display_text(text: str) -> str:
+    """A value made safe to print and log on one line: bytes that were not UTF-8 read
+    as Latin-1 (uci keeps them), control characters as escapes."""
+    return _UNSAFE.sub(lambda m: chr(ord(m[0]) - 0xDC00) if m[0] >= "\udc80"
+                       else repr(m[0])[1:-1], text)
+
+
 def _net_bool(sec: uci.Section, option: str, path: str, notes: list[str]) -> bool:
     """A boolean of the network file read exactly as netifd's config_get_bool."""
     text = sec.get(option)
@@ -209,7 +218,8 @@ def _read_peer(sec: uci.Section, iface: str, settings: Settings, over: Override 
     allowed = tuple(a for item in sec.get_list("allowed_ips") for a in item.split())
     peer = PeerConfig(
         interface=iface, public_key=key, section=sec.ref,
-        description=sec.get("description") or "", endpoint_host=host, endpoint_port=port,
+        description=display_text(sec.get("description") or ""),
+        endpoint_host=host, endpoint_port=port,
         disabled=_net_bool(sec, "disabled", net_path, notes), keepalive=keepalive,
         allowed_ips=allowed,
         route_allowed_ips=_net_bool(sec, "route_allowed_ips", net_path, notes),
