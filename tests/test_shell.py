@@ -34,9 +34,9 @@ INIT_HARNESS = STUBS / "init_harness.sh"
 # the "not our process" cases rely on the stand-ins' command lines.
 PYTHON = os.path.realpath(sys.executable)
 
-# One line on purpose: the hotplug script reads /proc/PID/cmdline up to the
-# first newline. argv: TAG RECORD_FILE READY_FILE. TAG is what makes the
-# process look like the daemon (or not). SIGUSR2 is the tests' sentinel.
+# The stand-in's code: sys.argv[2] is the record file, sys.argv[3] the ready
+# file, whichever command line (see FakeDaemon) makes it look like the daemon
+# or not. SIGUSR2 is the tests' sentinel.
 FAKE_DAEMON = (
     "import signal,sys,time;r=sys.argv[2];"
     "h=lambda s,f:open(r,'a').write(signal.Signals(s).name+'\\n');"
@@ -90,11 +90,12 @@ class FakeDaemon:
         workdir.mkdir(parents=True, exist_ok=True)
         self.record = workdir / "signals"
         ready = workdir / "ready"
-        argv = [PYTHON, "-c", FAKE_DAEMON, tag, str(self.record), str(ready)]
+        argv = self._argv(workdir, tag) + [str(self.record), str(ready)]
         self.parent: subprocess.Popen[str] | None = None
         self.proc: subprocess.Popen[str] | None = None
         if parent is None:
-            self.proc = subprocess.Popen(argv, text=True)
+            env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+            self.proc = subprocess.Popen(argv, text=True, cwd=workdir, env=env)
             self.pid = self.proc.pid
         else:
             bindir = workdir / "parent-bin"
@@ -107,6 +108,27 @@ class FakeDaemon:
             assert self.parent.stdout is not None
             self.pid = int(self.parent.stdout.readline())
         _wait_for(ready.exists, f"stand-in daemon {tag!r} to start")
+
+    @staticmethod
+    def _argv(workdir: Path, tag: str) -> list[str]:
+        """The command line for TAG, up to the record and ready files:
+        `wg-endpointd [CMD]` runs a script of that name as the launcher does
+        (`python3 /usr/bin/wg-endpointd run`), `wg_endpointd` runs
+        `python3 -m wg_endpointd run`, `less` a program named less, anything
+        else `python3 -c CODE TAG`."""
+        if tag.startswith("wg-endpointd"):
+            script = workdir / "wg-endpointd"
+            script.write_text(FAKE_DAEMON + "\n")
+            return [PYTHON, str(script), *(tag.split()[1:] or ["run"])]
+        if tag == "wg_endpointd":
+            (workdir / "wg_endpointd").mkdir(exist_ok=True)
+            (workdir / "wg_endpointd" / "__main__.py").write_text(FAKE_DAEMON + "\n")
+            return [PYTHON, "-m", "wg_endpointd", "run"]  # found in cwd, first on sys.path
+        if tag == "less":
+            link = workdir / "less"
+            link.symlink_to(PYTHON)
+            return [str(link), "-c", FAKE_DAEMON, "/etc/config/wg-endpointd"]
+        return [PYTHON, "-c", FAKE_DAEMON, tag]
 
     def take(self) -> list[str]:
         """Return the signals received since the last call, oldest first.
@@ -354,6 +376,21 @@ def test_hotplug_stale_pid_of_unsuspecting_process(lab: Lab) -> None:
     finally:
         victim.kill()
         victim.wait()
+
+
+@pytest.mark.parametrize("tag", ["less", "wg-endpointd status", "/usr/bin/wg-endpointd"])
+def test_hotplug_spares_a_stranger_under_a_reused_pid(lab: Lab, tmp_path: Path, tag: str) -> None:
+    # `less /etc/config/wg-endpointd`, `wg-endpointd status` and
+    # `python3 -c CODE /usr/bin/wg-endpointd` name the daemon, but none of them is it.
+    fake = FakeDaemon(tmp_path / "x", tag)
+    try:
+        lab.write_pid(fake.pid)
+        _quiet(lab.hotplug("ifup"))
+        _quiet(lab.hotplug("ifdown", procd=True))
+        assert fake.take() == []
+        assert lab.procd_calls() == []
+    finally:
+        fake.stop()
 
 
 def test_hotplug_module_style_command_line(lab: Lab, tmp_path: Path) -> None:
