@@ -281,10 +281,11 @@ def build(network: uci.Package, own: uci.Package | None) -> Config:
     wg_ifaces = [s.name for s in network.sections
                  if s.type == "interface" and s.name and s.get("proto") == "wireguard"]
     for wanted in settings.interfaces:
-        if wanted not in wg_ifaces:
-            raise ConfigError(f"interface {wanted!r} is not a wireguard interface in "
-                              f"{network.path}{suggest(wanted, wg_ifaces)}",
-                              own.path if own else None)
+        if wanted not in wg_ifaces and own is not None:
+            sec = own.by_type("globals")[0]
+            raise ConfigError(f"{sec.ref}.interface: {wanted!r} is not a wireguard interface "
+                              f"in {network.path}{suggest(wanted, wg_ifaces)}", own.path,
+                              sec.line_of("interface"))
     managed_ifaces = list(settings.interfaces) or wg_ifaces
     problems: list[str] = own_warnings(own) if own else []
     overrides, bad = overrides_mod.index(own) if own else ({}, [])
