@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from .errors import ConfigError
+from .uci_syntax import SKIP, SPACE, Reader
 
 OptionValue = str | tuple[str, ...]  # a tuple for `list` options
 MAX_BYTES = 1 << 20  # larger files are refused: real ones are a few KiB
@@ -31,11 +32,6 @@ _NAME = re.compile(r"[A-Za-z0-9_]+")  # section and option names
 _PACKAGE = re.compile(r"[A-Za-z0-9_-]+")
 _TYPE = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no space
 _EXT_REF = re.compile(r"@([^\[]*)\[([+-]?[0-9]+)\]")  # @type[N] or @[N]
-_SPACE = " \t\n\v\f\r"  # C isspace() in the C locale
-_SKIP = re.compile(r"[ \t\n\v\f\r]*")
-_WORD = re.compile(r"[ \t]*([^ \t]*)")  # strtok(" \t")
-_PLAIN = re.compile(r"[^'\"#;\\ \t\n\v\f\r]+")
-_DQ_RUN = re.compile(r'[^"\\]*')
 _NUL = re.compile(r"\x00[^\n]*\n?")
 _COMMANDS = {w: w for w in ("package", "config", "option", "list")}
 _COMMANDS |= {w[0]: w for w in _COMMANDS}  # one-letter forms: p, c, o, l
@@ -101,129 +97,7 @@ class _Draft:  # a section while it is being parsed; lists stay mutable until th
     lines: dict[str, int] = field(default_factory=dict)
 
 
-class _Reader:
-    """A cursor over the text that sees one logical line at a time, as uci's buffer.
-
-    `stop` is where the buffered line ends (a consumed `;` or `#` moves it back),
-    `nxt` where the next physical line starts, `line` the physical lines read.
-    """
-
-    def __init__(self, text: str, path: str) -> None:
-        self.text, self.path = text, path
-        self.pos = self.stop = self.nxt = self.line = 0
-
-    def error(self, message: str, line: int | None = None) -> ConfigError:
-        return ConfigError(message, self.path, self.line if line is None else line)
-
-    def fill(self) -> bool:
-        """Append the next physical line to the buffer (uci_getln); False at EOF."""
-        if self.nxt >= len(self.text):
-            return False
-        newline = self.text.find("\n", self.nxt)
-        self.stop = self.nxt = len(self.text) if newline < 0 else newline + 1
-        self.line += 1
-        return True
-
-    def next_line(self) -> bool:
-        self.pos = self.nxt
-        return self.fill()
-
-    def reach(self, pos: int) -> None:
-        """Make the buffer hold `pos` (a quoted value that runs over lines)."""
-        while pos >= self.stop and self.fill():
-            pass
-
-    def cur(self) -> str:
-        return self.text[self.pos] if self.pos < self.stop else ""
-
-    def skip_space(self) -> None:
-        self.pos = _SKIP.match(self.text, self.pos, self.stop).end()  # type: ignore[union-attr]
-
-    def word(self) -> tuple[str, bool]:
-        """The command word and whether a blank follows it (strtok)."""
-        m = _WORD.match(self.text, self.pos, self.stop)
-        assert m is not None
-        self.pos = m.end()
-        return m[1], self.pos < self.stop
-
-    def arg(self) -> str:
-        """The next argument ('' when none), as next_arg and parse_str."""
-        self.skip_space()
-        if self.cur() == ";":
-            self.pos += 1
-            return ""
-        out: list[str] = []
-        lagged = False  # a quote or backslash was consumed: `;` then survives
-        while True:
-            c = self.cur()
-            if c in "'\"" and c:
-                lagged = True
-                out.append(self._quoted(c))
-            elif c == "#":
-                self.stop = self.pos
-            elif c == ";":
-                if not lagged:
-                    self.stop = self.pos  # the terminator overwrote the `;`
-                return "".join(out)
-            elif c == "\\":
-                lagged = True
-                if self._backslash():
-                    out.append(self.text[self.pos])
-                    self.pos += 1
-            elif c:
-                m = _PLAIN.match(self.text, self.pos, self.stop)
-                assert m is not None
-                out.append(m[0])
-                self.pos = m.end()
-            c = self.cur()
-            if not c or c in _SPACE:
-                break
-        if self.pos < self.stop:
-            self.pos += 1
-        return "".join(out)
-
-    def _backslash(self) -> bool:
-        """Skip a backslash; False when it joined the next line instead."""
-        after = self.pos + 1
-        rest = self.text[after : after + 2]
-        if after >= self.stop or rest[:1] == "\n" or rest == "\r\n":
-            self.pos = self.nxt
-            self.fill()
-            return False
-        self.pos = after
-        return True
-
-    def _quoted(self, quote: str) -> str:
-        text, first = self.text, self.line
-        p, out = self.pos + 1, []
-        while True:
-            if quote == "'":
-                end = text.find("'", p)
-                p = len(text) if end < 0 else end
-                out.append(text[self.pos + 1 : p])
-            else:
-                m = _DQ_RUN.match(text, p)
-                assert m is not None
-                out.append(m[0])
-                p = m.end()
-            if p >= len(text):
-                raise self.error(f"unterminated {quote} quote", first)
-            if text[p] == quote:
-                break
-            nxt = text[p + 1 : p + 3]  # a backslash inside "..."
-            if not nxt:
-                raise self.error(f"unterminated {quote} quote", first)
-            if nxt[0] == "\n" or nxt == "\r\n":
-                p += 1 + len(nxt.split("\n")[0]) + 1  # joins the lines
-            else:
-                out.append(nxt[0])
-                p += 2
-        self.reach(p)
-        self.pos = p + 1
-        return "".join(out)
-
-
-def _config(rd: _Reader, drafts: list[_Draft], named: dict[str, _Draft], at: int) -> _Draft:
+def _config(rd: Reader, drafts: list[_Draft], named: dict[str, _Draft], at: int) -> _Draft:
     """Parse `config <type> [name]` and return the section it opens."""
     type_ = rd.arg()
     if not type_:
@@ -247,7 +121,7 @@ def _config(rd: _Reader, drafts: list[_Draft], named: dict[str, _Draft], at: int
     return sec
 
 
-def _option(rd: _Reader, sec: _Draft, is_list: bool, at: int) -> None:
+def _option(rd: Reader, sec: _Draft, is_list: bool, at: int) -> None:
     """Parse `option|list <name> [value]` into `sec`, with list.c's rules."""
     name = rd.arg()
     if not name:
@@ -274,12 +148,12 @@ def _option(rd: _Reader, sec: _Draft, is_list: bool, at: int) -> None:
     sec.lines[name] = at
 
 
-def _end_command(rd: _Reader) -> None:
+def _end_command(rd: Reader) -> None:
     if rd.arg():
         raise rd.error("too many arguments")
 
 
-def _parse_line(rd: _Reader, drafts: list[_Draft], named: dict[str, _Draft],
+def _parse_line(rd: Reader, drafts: list[_Draft], named: dict[str, _Draft],
                 current: _Draft | None) -> _Draft | None:
     rd.skip_space()
     while True:
@@ -289,7 +163,7 @@ def _parse_line(rd: _Reader, drafts: list[_Draft], named: dict[str, _Draft],
             return current
         command = _COMMANDS.get(word)
         if command is None:
-            bare = word.rstrip(_SPACE)
+            bare = word.rstrip(SPACE)
             if bare in _COMMANDS:
                 raise rd.error(f"'{bare}' without arguments")
             hint = " (a byte order mark?)" if word[0] == "\ufeff" else ""
@@ -317,12 +191,12 @@ def parse(text: str, path: str = "<string>") -> Package:
     """Parse UCI text; raises ConfigError naming `path` and the line."""
     if "\x00" in text:
         text = _NUL.sub("", text)
-    rd = _Reader(text, path)
+    rd = Reader(text, path)
     drafts: list[_Draft] = []
     named: dict[str, _Draft] = {}
     current: _Draft | None = None
     while True:
-        blank = text.rfind("\n", rd.nxt, _SKIP.match(text, rd.nxt).end()) + 1  # type: ignore[union-attr]
+        blank = text.rfind("\n", rd.nxt, SKIP.match(text, rd.nxt).end()) + 1  # type: ignore[union-attr]
         if blank > rd.nxt:  # a fast path over blank lines
             rd.line += text.count("\n", rd.nxt, blank)
             rd.nxt = blank
