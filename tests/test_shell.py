@@ -626,6 +626,17 @@ def test_init_reload_stale_pid_starts(init, fakes: dict[str, FakeDaemon]) -> Non
     assert run.named("start") == [["start"]]
 
 
+def test_init_reload_pid_of_a_stranger_starts(init, tmp_path: Path) -> None:
+    fake = FakeDaemon(tmp_path / "less", "less")  # `less /etc/config/wg-endpointd`
+    try:
+        (init.run_dir / "wg-endpointd.pid").write_text(f"{fake.pid}\n")
+        run = init("reload_service")
+        assert run.named("procd_send_signal") == []
+        assert run.named("start") == [["start"]]
+    finally:
+        fake.stop()
+
+
 def test_init_reload_disabled_stops(init, fakes: dict[str, FakeDaemon]) -> None:
     # procd drops the instance when start_service no longer declares it.
     (init.run_dir / "wg-endpointd.pid").write_text(f"{fakes['daemon-procd'].pid}\n")

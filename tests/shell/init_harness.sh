@@ -46,4 +46,6 @@ shift 2
 RUN_DIR=$harness_run_dir
 # shellcheck disable=SC2034 # read by the init script's functions
 [ -z "$HARNESS_PROG" ] || PROG=$HARNESS_PROG
+# shellcheck disable=SC2034 # read by the init script's functions
+HOTPLUG=${harness_script%/init.d/*}/hotplug.d/iface/20-wg-endpointd
 "$@"
