@@ -72,9 +72,9 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="hpbench") as tmp:
         run_dir = Path(tmp)
-        stand_in = subprocess.Popen(
-            [os.path.realpath(sys.executable), "-c", STAND_IN, "wg-endpointd"]
-        )
+        script = run_dir / "wg-endpointd"  # argv as under procd: python3 .../wg-endpointd run
+        script.write_text(STAND_IN + "\n")
+        stand_in = subprocess.Popen([os.path.realpath(sys.executable), str(script), "run"])
         try:
             time.sleep(0.5)  # let it install its handler
             pid_file = run_dir / "wg-endpointd.pid"

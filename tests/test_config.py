@@ -1,13 +1,16 @@
 import json
+import os
 
 import pytest
 
-from wg_endpointd import cli, config
+from tests import option_cases
+from wg_endpointd import cli, config, options, uci
 from wg_endpointd.errors import ConfigError
 
 K1 = "Va59Y/gEvqIMstruG2luVqRezlCdO81HXOF46SS9oFI="
 K2 = "HbTz4YbSm6CpZ3Nn2b9n1c4gDM8WZ7b9kqx3XWdd3Hk="
 K3 = "kM3LQ3O8a0UuQKx2T7l4Ff0q8b5W8p7J4Vd2x1v9s2E="
+K4 = K3[:-2] + "A="
 
 NETWORK = f"""
 config interface 'lan'
@@ -192,3 +195,224 @@ def test_cli_usage_errors(argv, capsys):
 def test_cli_unknown_interface(etc, capsys):
     assert cli.main(["once", "--config-dir", "/etc/config", "--interface", "wg9"]) == 2
     assert "unknown interface 'wg9'" in capsys.readouterr().err
+
+
+# --- one table of values, shared with the init script's test --------------------
+
+
+@pytest.mark.parametrize("option,value,accepted", option_cases.GLOBAL_CASES)
+def test_globals_table(fs, option, value, accepted):
+    fs.create_file("/etc/config/network", contents=option_cases.NETWORK)
+    fs.create_file("/etc/config/wg-endpointd", contents=option_cases.own_file(option, value))
+    if accepted:
+        config.load("/etc/config")
+    else:
+        with pytest.raises(ConfigError, match=rf"^/etc/config/wg-endpointd:2: globals\.{option}: "):
+            config.load("/etc/config")
+
+
+def test_settings_defaults_match_the_shipped_file():
+    shipped = uci.load("files/etc/config/wg-endpointd")
+    assert config.read_settings(shipped) == config.Settings()
+    (globals_,) = shipped.by_type("globals")
+    assert set(globals_.options) == {o.name for o in options.GLOBALS} - {"interface", "trigger"}
+
+
+def test_config_check_cli(fs, capsys):
+    fs.create_file("/etc/config/network", contents=option_cases.NETWORK)
+    fs.create_file("/etc/config/wg-endpointd", contents="config globals\n option enabled no\n")
+    assert cli.main(["config", "--check", "--config-dir", "/etc/config"]) == 0
+    assert capsys.readouterr().out == "disabled\n"
+    fs.remove_object("/etc/config/wg-endpointd")
+    fs.create_file("/etc/config/wg-endpointd", contents="config globals\n option dead_after 0\n")
+    assert cli.main(["config", "--check", "--config-dir", "/etc/config"]) == 2
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert out.err.strip().count("\n") == 0 and ":2: @globals[0].dead_after: '0'" in out.err
+
+
+# --- wrong configuration is never silently ignored ---------------------------
+
+
+def _load(fs, own, net=NETWORK):
+    fs.create_file("/etc/config/network", contents=net)
+    fs.create_file("/etc/config/wg-endpointd", contents=own)
+    return config.load("/etc/config")
+
+
+@pytest.mark.parametrize("iface,key,needle", [
+    ("wg0", K1[:-2] + "X=", "no peer of 'wg0' has that public_key (did you mean"),
+    ("wg0", K1 + " ", "blanks around it"),
+    ("wg1", K1, "there is no wireguard interface 'wg1' (did you mean 'wg0'?)"),
+    ("lan", K1, "no wireguard interface 'lan'"),
+])
+def test_override_matching_no_peer_is_reported(fs, iface, key, needle):
+    own = f"config peer 'optout'\n option interface '{iface}'\n option public_key '{key}'\n" \
+          " option managed 0\n"
+    cfg = _load(fs, own)
+    assert cfg.peers[0].managed  # the override does nothing
+    (hit,) = [p for p in cfg.problems if "optout" in p]
+    assert hit.startswith("/etc/config/wg-endpointd:1: optout: matches no peer")
+    assert needle in hit
+
+
+def test_override_for_a_key_on_another_interface(fs):
+    net = NETWORK + f"config interface 'wg1'\n option proto 'wireguard'\n" \
+                    f"config wireguard_wg1\n option public_key '{K4}'\n"
+    own = f"config globals\n list interface wg0\n" \
+          f"config peer\n option interface 'wg0'\n option public_key '{K4}'\n"
+    cfg = _load(fs, own, net)
+    assert any("that public_key is a peer of 'wg1', not of 'wg0'" in p for p in cfg.problems)
+    own = f"config globals\n list interface wg0\n" \
+          f"config peer\n option interface 'wg1'\n option public_key '{K4}'\n"
+    fs.remove_object("/etc/config/wg-endpointd")
+    fs.remove_object("/etc/config/network")
+    cfg = _load(fs, own, net)
+    assert any("'wg1' is not in the globals' list interface" in p for p in cfg.problems)
+
+
+def test_unknown_sections_and_options_name_the_closest(fs):
+    own = "config globls\n option x 1\nconfig globals\n option chek_interval 5\n" \
+          " option log_level debug\nconfig globals second\n"
+    cfg = _load(fs, own)
+    assert cfg.settings.log_level == "debug" and cfg.settings.check_interval == 10
+    assert "/etc/config/wg-endpointd:1: @globls[0]: unknown section type 'globls', ignored " \
+           "(did you mean 'globals'?)" in cfg.problems
+    assert "/etc/config/wg-endpointd:4: @globals[0]: unknown option 'chek_interval', ignored " \
+           "(did you mean 'check_interval'?)" in cfg.problems
+    assert any("second: only the first globals section is read" in p for p in cfg.problems)
+
+
+def test_contradicting_duplicate_overrides_leave_the_peer_alone(fs):
+    head = f"config peer\n option interface wg0\n option public_key '{K1}'\n"
+    cfg = _load(fs, head + " option managed 0\n" + head + " option managed 1\n")
+    assert not cfg.peers[0].managed and cfg.peers[0].reason == "contradicting overrides"
+    (hit,) = [p for p in cfg.problems if "contradicts" in p]
+    assert hit.startswith("/etc/config/wg-endpointd:8: @peer[1].managed contradicts "
+                          "@peer[0].managed (line 4)")
+
+
+def test_agreeing_duplicate_overrides_merge(fs):
+    head = f"config peer\n option interface wg0\n option public_key '{K1}'\n"
+    own = head + " option family ipv4\n list candidate b.wg.test\n" \
+        + head + " option family ipv4\n list candidate c.wg.test\n"
+    cfg = _load(fs, own)
+    home = cfg.peers[0]
+    assert home.managed and home.family == "ipv4"
+    assert [h.host for h in home.hosts] == ["peer.wg.test", "b.wg.test", "c.wg.test"]
+    assert not [p for p in cfg.problems if "wg-endpointd" in p]
+
+
+def test_repeated_list_interface_manages_a_peer_once(fs):
+    cfg = _load(fs, "config globals\n list interface wg0\n list interface wg0\n"
+                    " list interface 'wg0 wg0'\n")
+    assert cfg.interfaces == ("wg0",)
+    assert [p.public_key for p in cfg.managed()] == [K1]
+
+
+@pytest.mark.parametrize("host,needle", [
+    ("192.0.2.1:1234", "endpoint_port"),
+    ("[2001:db8::1]:1234", "endpoint_port"),
+    ("0x7f.1", "neither an IP address nor a host name"),
+    ("1", "neither an IP address nor a host name"),
+    ("::ffff:192.0.2.2", "IPv4-mapped address; write 192.0.2.2"),
+    ("fe80::1%eth0", "link-local addresses with a zone are not supported"),
+])
+def test_endpoint_values_netifd_would_not_use_as_written(fs, host, needle):
+    net = NETWORK + f"\nconfig wireguard_wg0\n option public_key '{K4}'\n" \
+                    f" option endpoint_host '{host}'\n"
+    fs.create_file("/etc/config/network", contents=net)
+    cfg = config.load("/etc/config")
+    (hit,) = [p for p in cfg.problems if "endpoint_host" in p]
+    assert hit.startswith("/etc/config/network:33: @wireguard_wg0[4].endpoint_host: ")
+    assert needle in hit
+    assert K4 not in [p.public_key for p in cfg.peers]
+
+
+def test_fullwidth_port_is_refused(fs):
+    net = NETWORK + f"\nconfig wireguard_wg0\n option public_key '{K4}'\n" \
+                    " option endpoint_host h.test\n option endpoint_port '５１８２０'\n"
+    fs.create_file("/etc/config/network", contents=net)
+    assert any("endpoint_port: invalid port" in p for p in config.load("/etc/config").problems)
+
+
+def test_network_booleans_are_read_like_netifd(fs):
+    net = NETWORK.replace("option disabled '1'", "option disabled 'On'")
+    cfg = _load(fs, "", net)
+    second = cfg.peers[1]
+    assert second.managed and not second.disabled  # netifd brings it up: so do we
+    assert any("'On' is not a boolean netifd knows" in p for p in cfg.problems)
+
+
+def test_own_booleans_are_strict(fs):
+    with pytest.raises(ConfigError, match=r"wg-endpointd:2: @globals\[0\]\.enabled: 'On'"):
+        _load(fs, "config globals\n option enabled 'On'\n")
+
+
+@pytest.mark.parametrize("make", ["dangling", "loop", "directory", "fifo"])
+def test_unreadable_own_file_is_an_error(tmp_path, make):
+    (tmp_path / "network").write_text(NETWORK)
+    own = tmp_path / "wg-endpointd"
+    if make == "dangling":
+        own.symlink_to(tmp_path / "gone")
+    elif make == "loop":
+        own.symlink_to(own)
+    elif make == "directory":
+        own.mkdir()
+    else:
+        os.mkfifo(own)
+    with pytest.raises(ConfigError, match=f"^{own}: cannot read: "):
+        config.load(str(tmp_path))
+
+
+def test_unreadable_own_file_without_permission(fs):
+    from pyfakefs.fake_filesystem import reset_ids, set_uid
+
+    fs.create_file("/etc/config/network", contents=NETWORK)
+    fs.create_file("/etc/config/wg-endpointd", contents="config globals\n", st_mode=0o100000)
+    set_uid(1000)  # as a user: root reads any file
+    try:
+        with pytest.raises(ConfigError, match="wg-endpointd: cannot read: Permission denied"):
+            config.load("/etc/config")
+    finally:
+        reset_ids()
+
+
+def test_latin1_description_is_kept_and_printable(fs, capsys):
+    fs.create_file("/etc/config/network",
+                   contents=NETWORK.replace("'home'", "'B\xfcro'").encode("latin-1"))
+    cfg = config.load("/etc/config")
+    assert cfg.peers[0].description == "B\xfcro"  # read as Latin-1 for display
+    assert cli.main(["config", "--config-dir", "/etc/config", "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)[0]["description"] == "B\xfcro"
+    assert cli.main(["config", "--config-dir", "/etc/config"]) == 1
+    assert "B\xfcro" in capsys.readouterr().out
+
+
+def test_display_text_keeps_logs_on_one_line():
+    assert config.display_text("a\nb\x1b[0m\udce9") == "a\\nb\\x1b[0m\xe9"
+    assert config.display_text("\u20ac ok") == "\u20ac ok"
+
+
+def test_every_option_is_documented_in_the_shipped_file_and_readme():
+    lines = open("files/etc/config/wg-endpointd", encoding="utf-8").read().splitlines()
+    seen: dict[str, set[str]] = {"globals": set(), "peer": set()}
+    kind = ""
+    for i, line in enumerate(lines):
+        words = line.strip().lstrip("#").split()
+        if words[:1] == ["config"]:
+            kind = words[1]
+        elif words[:1] in (["option"], ["list"]):
+            seen[kind].add(words[1])
+            j = i - 1  # up through a group of options to the comment above them
+            while lines[j].strip().lstrip("#").split()[:1] in (["option"], ["list"]):
+                j -= 1
+            above = lines[j].strip()
+            assert above.startswith("#") and above.lstrip("#").split()[:1] != ["config"], \
+                f"no comment above line {i + 1}"
+    readme = open("README.md", encoding="utf-8").read()
+    for kind, table in options.SECTIONS.items():
+        assert seen[kind] == {o.name for o in table}
+        after = readme.split(f"### `config {kind}")[1].split("\n\n")
+        part = next(p for p in after if p.startswith("| option"))
+        assert {row.split("`")[1] for row in part.splitlines()[2:]} == {o.name for o in table}

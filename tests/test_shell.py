@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import option_cases
+
 ROOT = Path(__file__).resolve().parent.parent
 HOTPLUG = ROOT / "files" / "etc" / "hotplug.d" / "iface" / "20-wg-endpointd"
 INIT = ROOT / "files" / "etc" / "init.d" / "wg-endpointd"
@@ -34,9 +36,9 @@ INIT_HARNESS = STUBS / "init_harness.sh"
 # the "not our process" cases rely on the stand-ins' command lines.
 PYTHON = os.path.realpath(sys.executable)
 
-# One line on purpose: the hotplug script reads /proc/PID/cmdline up to the
-# first newline. argv: TAG RECORD_FILE READY_FILE. TAG is what makes the
-# process look like the daemon (or not). SIGUSR2 is the tests' sentinel.
+# The stand-in's code: sys.argv[2] is the record file, sys.argv[3] the ready
+# file, whichever command line (see FakeDaemon) makes it look like the daemon
+# or not. SIGUSR2 is the tests' sentinel.
 FAKE_DAEMON = (
     "import signal,sys,time;r=sys.argv[2];"
     "h=lambda s,f:open(r,'a').write(signal.Signals(s).name+'\\n');"
@@ -90,11 +92,12 @@ class FakeDaemon:
         workdir.mkdir(parents=True, exist_ok=True)
         self.record = workdir / "signals"
         ready = workdir / "ready"
-        argv = [PYTHON, "-c", FAKE_DAEMON, tag, str(self.record), str(ready)]
+        argv = self._argv(workdir, tag) + [str(self.record), str(ready)]
         self.parent: subprocess.Popen[str] | None = None
         self.proc: subprocess.Popen[str] | None = None
         if parent is None:
-            self.proc = subprocess.Popen(argv, text=True)
+            env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+            self.proc = subprocess.Popen(argv, text=True, cwd=workdir, env=env)
             self.pid = self.proc.pid
         else:
             bindir = workdir / "parent-bin"
@@ -107,6 +110,27 @@ class FakeDaemon:
             assert self.parent.stdout is not None
             self.pid = int(self.parent.stdout.readline())
         _wait_for(ready.exists, f"stand-in daemon {tag!r} to start")
+
+    @staticmethod
+    def _argv(workdir: Path, tag: str) -> list[str]:
+        """The command line for TAG, up to the record and ready files:
+        `wg-endpointd [CMD]` runs a script of that name as the launcher does
+        (`python3 /usr/bin/wg-endpointd run`), `wg_endpointd` runs
+        `python3 -m wg_endpointd run`, `less` a program named less, anything
+        else `python3 -c CODE TAG`."""
+        if tag.startswith("wg-endpointd"):
+            script = workdir / "wg-endpointd"
+            script.write_text(FAKE_DAEMON + "\n")
+            return [PYTHON, str(script), *(tag.split()[1:] or ["run"])]
+        if tag == "wg_endpointd":
+            (workdir / "wg_endpointd").mkdir(exist_ok=True)
+            (workdir / "wg_endpointd" / "__main__.py").write_text(FAKE_DAEMON + "\n")
+            return [PYTHON, "-m", "wg_endpointd", "run"]  # found in cwd, first on sys.path
+        if tag == "less":
+            link = workdir / "less"
+            link.symlink_to(PYTHON)
+            return [str(link), "-c", FAKE_DAEMON, "/etc/config/wg-endpointd"]
+        return [PYTHON, "-c", FAKE_DAEMON, tag]
 
     def take(self) -> list[str]:
         """Return the signals received since the last call, oldest first.
@@ -356,6 +380,21 @@ def test_hotplug_stale_pid_of_unsuspecting_process(lab: Lab) -> None:
         victim.wait()
 
 
+@pytest.mark.parametrize("tag", ["less", "wg-endpointd status", "/usr/bin/wg-endpointd"])
+def test_hotplug_spares_a_stranger_under_a_reused_pid(lab: Lab, tmp_path: Path, tag: str) -> None:
+    # `less /etc/config/wg-endpointd`, `wg-endpointd status` and
+    # `python3 -c CODE /usr/bin/wg-endpointd` name the daemon, but none of them is it.
+    fake = FakeDaemon(tmp_path / "x", tag)
+    try:
+        lab.write_pid(fake.pid)
+        _quiet(lab.hotplug("ifup"))
+        _quiet(lab.hotplug("ifdown", procd=True))
+        assert fake.take() == []
+        assert lab.procd_calls() == []
+    finally:
+        fake.stop()
+
+
 def test_hotplug_module_style_command_line(lab: Lab, tmp_path: Path) -> None:
     # `python -m wg_endpointd run` names the package, not the command.
     fake = FakeDaemon(tmp_path / "m", "wg_endpointd")
@@ -423,25 +462,9 @@ def test_hotplug_returns_quickly(lab: Lab, fakes: dict[str, FakeDaemon]) -> None
 
 # --- init script ---------------------------------------------------------------
 
-SCHEMA = [
-    "enabled:bool:1",
-    'log_level:or("debug","info","warning","error"):info',
-    'family:or("auto","ipv6","ipv4"):auto',
-    "probe_timeout:ufloat:1.0",
-    "verify_timeout:ufloat:2.0",
-    "check_interval:uinteger:10",
-    "dead_after:uinteger:30",
-    "failback_hold:uinteger:300",
-    "resolve_interval:uinteger:300",
-    "backoff_max:uinteger:300",
-    "host_routes:bool:1",
-    "interface:list(string)",
-    "trigger:list(string)",
-]
-
 INSTANCE = [
     ["procd_open_instance"],
-    ["procd_set_param", "command", "/usr/bin/wg-endpointd", "run"],
+    ["procd_set_param", "command", "PROG", "run"],
     ["procd_set_param", "respawn", "3600", "5", "5"],
     ["procd_set_param", "stdout", "1"],
     ["procd_set_param", "stderr", "1"],
@@ -453,11 +476,12 @@ INSTANCE = [
 
 
 class InitRun:
-    def __init__(self, result: subprocess.CompletedProcess[str], log: Path) -> None:
+    def __init__(self, result: subprocess.CompletedProcess[str], log: Path, prog: str) -> None:
         self.returncode = result.returncode
         self.stderr = result.stderr
         self.calls = (
-            [line.split("\t") for line in log.read_text().splitlines()] if log.exists() else []
+            [["PROG" if a == prog else a for a in line.split("\t")]
+             for line in log.read_text().splitlines()] if log.exists() else []
         )
 
     def named(self, name: str) -> list[list[str]]:
@@ -466,17 +490,27 @@ class InitRun:
 
 @pytest.fixture
 def init(tmp_path: Path, busybox: str):
+    """Runs an init script function; its `config --check` is the real daemon's
+    (Python, this checkout) on a config directory that the test writes."""
     run_dir = tmp_path / "run"
     run_dir.mkdir()
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    (config_dir / "network").write_text(option_cases.NETWORK)
+    prog = tmp_path / "wg-endpointd"
+    prog.write_text(f'#!/bin/sh\nPYTHONPATH={ROOT / "src"} exec {PYTHON} -m wg_endpointd '
+                    f'"$@" --config-dir {config_dir}\n')
+    prog.chmod(0o755)
 
-    def call(function: str, *, uci: str = "", rc: int = 0, env: dict[str, str] | None = None):
+    def call(function: str, *, own: str | None = None, env: dict[str, str] | None = None):
+        if own is not None:
+            (config_dir / "wg-endpointd").write_text(own)
         log = tmp_path / "calls.log"
         log.unlink(missing_ok=True)
         full_env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "STUB_LOG": str(log),
-            "FAKE_UCI": uci,
-            "FAKE_UCI_RC": str(rc),
+            "HARNESS_PROG": str(prog),
             **(env or {}),
         }
         result = subprocess.run(
@@ -484,9 +518,9 @@ def init(tmp_path: Path, busybox: str):
             env=full_env,
             capture_output=True,
             text=True,
-            timeout=10,
+            timeout=30,
         )
-        return InitRun(result, log)
+        return InitRun(result, log, str(prog))
 
     call.run_dir = run_dir  # type: ignore[attr-defined]
     return call
@@ -497,51 +531,61 @@ def test_init_header() -> None:
     assert head[0] == "#!/bin/sh /etc/rc.common"
     for line in ("START=95", "STOP=10", "USE_PROCD=1"):
         assert line in head
+    assert "PROG=/usr/bin/wg-endpointd" in head
 
 
 def test_init_start_default(init) -> None:
-    run = init("start_service")
+    run = init("start_service")  # no wg-endpointd file: defaults
     assert run.returncode == 0, run.stderr
-    assert run.calls[0] == [
-        "uci_load_validate",
-        "wg-endpointd",
-        "globals",
-        "globals",
-        "start_globals",
-        *SCHEMA,
-    ]
-    assert run.calls[1:] == INSTANCE
+    assert run.calls == INSTANCE
     assert not any(call[1] == "pidfile" for call in run.named("procd_set_param"))
 
 
 def test_init_start_yes_is_enabled(init) -> None:
-    # validate_data turns yes/on/true into 1.
-    run = init("start_service", uci="enabled=1; log_level=debug")
-    assert run.calls[1:] == INSTANCE
+    run = init("start_service", own="config globals 'globals'\n\toption enabled 'yes'\n")
+    assert run.calls == INSTANCE
 
 
 def test_init_start_disabled(init) -> None:
-    run = init("start_service", uci="enabled=0")
+    run = init("start_service", own="config globals 'globals'\n\toption enabled '0'\n")
     assert run.returncode == 0
-    assert run.named("procd_open_instance") == []
-    assert run.named("procd_set_param") == []
+    assert run.calls == []
 
 
-def test_init_start_invalid(init) -> None:
-    run = init("start_service", uci="check_interval=soon", rc=1)
-    assert run.returncode != 0
+def test_init_start_invalid_says_which_option(init, tmp_path: Path) -> None:
+    # The issue's case: `uci set wg-endpointd.globals.check_interval=0; uci commit`.
+    run = init("start_service", own="config globals 'globals'\n\toption check_interval '0'\n")
+    assert run.returncode == 1
     assert run.named("procd_open_instance") == []
-    assert "wg-endpointd: invalid settings in /etc/config/wg-endpointd" in run.stderr
+    reason = (f"error: {tmp_path}/config/wg-endpointd:2: globals.check_interval: "
+              "'0' is not a number of seconds above 0 and at most 86400")
+    assert run.stderr.splitlines() == [f"wg-endpointd: {reason}",
+                                       "wg-endpointd: configuration refused, not starting"]
     assert run.named("logger") == [
-        [
-            "logger",
-            "-t",
-            "wg-endpointd",
-            "-p",
-            "daemon.err",
-            "invalid settings in /etc/config/wg-endpointd, not starting",
-        ]
+        ["logger", "-t", "wg-endpointd", "-p", "daemon.err", reason],
+        ["logger", "-t", "wg-endpointd", "-p", "daemon.err", "configuration refused, not starting"],
     ]
+
+
+def test_init_start_unreadable_network(init, tmp_path: Path) -> None:
+    (tmp_path / "config" / "network").write_text("config interface 'wg0'\n option proto 'x\n")
+    run = init("start_service")
+    assert run.returncode == 1 and run.named("procd_open_instance") == []
+    assert "network:2: unterminated ' quote" in run.stderr
+
+
+@pytest.mark.parametrize("option,value,accepted", option_cases.GLOBAL_CASES)
+def test_init_accepts_what_the_daemon_accepts(init, option, value, accepted) -> None:
+    # The same table runs through config.load in test_config.py.
+    run = init("start_service", own=option_cases.own_file(option, value))
+    if accepted:
+        assert run.returncode == 0, run.stderr
+        disabled = option == "enabled" and value in ("0", "no", "off", "false", "disabled")
+        assert len(run.named("procd_open_instance")) == (0 if disabled else 1)
+    else:
+        assert run.returncode == 1
+        assert run.named("procd_open_instance") == []
+        assert option in run.stderr.splitlines()[0]
 
 
 def test_init_respawn_overrides(init) -> None:
@@ -555,12 +599,7 @@ def test_init_respawn_overrides(init) -> None:
 def test_init_service_triggers(init) -> None:
     run = init("service_triggers")
     assert run.returncode == 0
-    assert run.calls == [
-        ["procd_add_reload_trigger", "wg-endpointd", "network"],
-        ["procd_add_validation", "validate_globals"],
-        # no section: procd.sh's validate_data describes the schema
-        ["uci_load_validate", "wg-endpointd", "globals", "", "", *SCHEMA],
-    ]
+    assert run.calls == [["procd_add_reload_trigger", "wg-endpointd", "network"]]
 
 
 def test_init_reload_running_daemon_gets_hup(init, fakes: dict[str, FakeDaemon]) -> None:
@@ -587,10 +626,21 @@ def test_init_reload_stale_pid_starts(init, fakes: dict[str, FakeDaemon]) -> Non
     assert run.named("start") == [["start"]]
 
 
+def test_init_reload_pid_of_a_stranger_starts(init, tmp_path: Path) -> None:
+    fake = FakeDaemon(tmp_path / "less", "less")  # `less /etc/config/wg-endpointd`
+    try:
+        (init.run_dir / "wg-endpointd.pid").write_text(f"{fake.pid}\n")
+        run = init("reload_service")
+        assert run.named("procd_send_signal") == []
+        assert run.named("start") == [["start"]]
+    finally:
+        fake.stop()
+
+
 def test_init_reload_disabled_stops(init, fakes: dict[str, FakeDaemon]) -> None:
     # procd drops the instance when start_service no longer declares it.
     (init.run_dir / "wg-endpointd.pid").write_text(f"{fakes['daemon-procd'].pid}\n")
-    run = init("reload_service", uci="enabled=0")
+    run = init("reload_service", own="config globals\n\toption enabled 'off'\n")
     assert run.returncode == 0
     assert run.named("procd_send_signal") == []
     assert run.named("start") == [["start"]]
@@ -599,9 +649,10 @@ def test_init_reload_disabled_stops(init, fakes: dict[str, FakeDaemon]) -> None:
 
 def test_init_reload_invalid_keeps_daemon(init, fakes: dict[str, FakeDaemon]) -> None:
     (init.run_dir / "wg-endpointd.pid").write_text(f"{fakes['daemon-procd'].pid}\n")
-    run = init("reload_service", rc=1)
+    run = init("reload_service", own="config globals\n\toption family 'ipv5'\n")
     assert run.returncode != 0
-    assert "invalid settings" in run.stderr
+    assert "family: 'ipv5' is not one of auto, ipv6, ipv4" in run.stderr
+    assert "configuration refused, daemon left as it is" in run.stderr
     assert run.named("procd_send_signal") == []
     assert run.named("start") == []
 

@@ -1,12 +1,13 @@
 """Unit tests for the UCI reader (wg_endpointd.uci) on literal inputs."""
 
 import os
+import pathlib
 from types import MappingProxyType
 
 import pytest
 
 from wg_endpointd.errors import ConfigError
-from wg_endpointd.uci import Package, Section, load, parse
+from wg_endpointd.uci import MAX_BYTES, Package, Section, load, parse
 
 
 def value(text: str, option: str = "v") -> str | tuple[str, ...]:
@@ -146,7 +147,7 @@ def test_quoted_value_spanning_lines_keeps_newlines() -> None:
 def test_crlf_line_endings() -> None:
     text = "config t 'n'\r\n\toption a 'b'\r\n\toption m 'x\r\ny'\r\n\r\nconfig u\r\n"
     t, u = parse(text).sections
-    assert t.options == {"a": "b", "m": "x\ny"}
+    assert t.options == {"a": "b", "m": "x\r\ny"}  # uci keeps the CR inside quotes
     assert u.line == 6
 
 
@@ -164,12 +165,25 @@ def test_no_trailing_newline_and_empty_input() -> None:
 
 
 def test_semicolons_separate_commands() -> None:
-    pkg = parse("config t n; option a b ;list c d;list c e\nconfig u;option f 'g;h'\n")
+    pkg = parse("config t 'n'; option a b ;list c d ; list c e\nconfig u;option f 'g;h'\n")
     n, u = pkg.sections
     assert n.options == {"a": "b", "c": ("d", "e")}
-    assert u.options == {"f": "g;h"}
     assert n.line_of("c") == 1
     assert u.line == 2
+    assert u.options == {}  # `u;` ended the line: see the next test
+
+
+def test_semicolon_right_after_an_unquoted_token_ends_the_line() -> None:
+    # file.c parse_str: the token's terminator is written over the `;` when no
+    # quote or backslash shifted the token, so the rest of the line is lost.
+    assert parse("config t n; option a b\n").sections[0].options == {}
+    assert parse("config t\noption a b;option c d\n").sections[0].options == {"a": "b"}
+    assert parse("config t\noption a b; bogus\n").sections[0].options == {"a": "b"}
+    assert parse("config t\noption a; option b c\n").sections[0].options == {}
+    # a quote or a backslash in the token keeps the `;` as a separator
+    assert value("option a 'b';option v c\n") == "c"
+    assert value("option a x\\y;option v c\n") == "c"
+    assert value('option a "b"c;option v d\n') == "d"
 
 
 def test_semicolon_after_quoted_token() -> None:
@@ -346,34 +360,36 @@ def test_section_and_package_built_by_hand() -> None:
         ("config t\n\n  options a b\n", 3, "invalid command 'options'"),
         ("'config' t\n", 1, "invalid command"),
         ("config t\n;\n", 2, "invalid command ';'"),
+        ("config t\noption a 'b';\n", 2, "invalid command ''"),  # strtok keeps the LF
+        ("config t\noption a 'b' ; \n", 2, "invalid command ''"),
+        ("\ufeffconfig t\n", 1, "byte order mark"),
+        ("\ufeff# comment\nconfig t\n", 1, "byte order mark"),
         ("config t\noption; option a b\n", 2, "invalid command 'option;'"),
-        ("config t n; bogus\n", 1, "invalid command 'bogus'"),
+        ("config t 'n'; bogus\n", 1, "invalid command 'bogus'"),
         ("config t\n\\\noption a b\n", 2, "invalid command '\\\\'"),  # no quoting in commands
         ("# c\noption a b\nconfig t\n", 2, "before the first 'config'"),
         ("\nlist a b\n", 2, "before the first 'config'"),
-        ("config t\n\nconfig\n", 3, "insufficient arguments"),
+        ("config t\n\nconfig\n", 3, "'config' without arguments"),
+        ("config t\n\nconfig", 3, "'config' without arguments"),
+        ("config t\n\nconfig \n", 3, "insufficient arguments"),
         ("config # comment\n", 1, "insufficient arguments"),
-        ("config t\noption\n", 2, "insufficient arguments"),
-        ("config t\noption a\n", 2, "insufficient arguments"),
-        ("config t\nlist a # no value\n", 2, "insufficient arguments"),
-        ("config t\noption a; option b c\n", 2, "insufficient arguments"),
-        ("package\n", 1, "insufficient arguments"),
+        ("config t\noption\n", 2, "'option' without arguments"),
+        ("config t\noption # x\n", 2, "insufficient arguments"),
+        ("package\n", 1, "'package' without arguments"),
+        ("package ''\n", 1, "insufficient arguments"),
         ("config t n extra\n", 1, "too many arguments"),
         ("config t\n\toption a b c\n", 2, "too many arguments"),
-        ("config t\n\toption a b ''\n", 2, "too many arguments"),
         ("config t\noption a b \\\nc\n", 3, "too many arguments"),
         ("package a b\n", 1, "too many arguments"),
         ("config t\noption a-b c\n", 2, "invalid option name 'a-b'"),
-        ("config t\noption '' c\n", 2, "invalid option name ''"),
+        ("config t\noption '' c\n", 2, "insufficient arguments"),
         ("config t\noption 'a b' c\n", 2, "invalid option name"),
         ("config t\n\nconfig t a.b\n", 3, "invalid section name 'a.b'"),
         ("config t n-1\n", 1, "invalid section name"),
-        ("config ''\n", 1, "invalid section type ''"),
+        ("config ''\n", 1, "insufficient arguments"),
         ("config 'a b'\n", 1, "invalid section type"),
         ("config t\nconfig tÿpe\n", 2, "invalid section type"),
         ("package 'a.b'\n", 1, "invalid package name"),
-        ("config t\noption a 'x\x01y'\n", 2, "invalid control character"),
-        ("config t\nlist a \x1b[0m\n", 2, "invalid control character"),
         ("config t\noption a 'ok'\noption b 'never\nclosed\n", 3, "unterminated ' quote"),
         ('config t\n\noption a "never\nclosed\n', 3, 'unterminated " quote'),
         ('config t\noption a "ends in backslash\\', 2, 'unterminated " quote'),
@@ -401,6 +417,23 @@ def test_error_line_with_crlf() -> None:
 def test_control_characters_allowed_in_values() -> None:
     assert value("option v 'a\tb'") == "a\tb"
     assert value("option v 'x\ry'") == "x\ry"  # a lone CR inside quotes is kept
+    assert value("option v 'x\x01y'") == "x\x01y"  # file.c never validates values
+    assert value("list v \x1b[0m") == ("\x1b[0m",)
+
+
+def test_option_without_value_does_nothing_and_list_adds_empty_item() -> None:
+    (sec,) = parse("config t\noption a 1\noption a\noption b\nlist c\nlist c ''\n").sections
+    assert sec.options == {"a": "1", "c": ("", "")}
+    assert value("option x y\nlist v # comment\n") == ("",)
+
+
+def test_empty_extra_argument_is_not_too_many() -> None:
+    assert value("option v b ''\n") == "b"
+
+
+def test_nul_byte_drops_the_rest_of_its_line_like_fgets() -> None:
+    assert value("option v 'x\x00junk\ny'\n") == "xy"  # strlen stops, fgets reads on
+    assert value("\x00whole line\noption v y\n") == "y"
 
 
 # --- a realistic /etc/config/network ----------------------------------------------
@@ -512,21 +545,46 @@ def test_load_real_file(fs: object) -> None:
 
 def test_load_reports_parse_errors_with_path(fs: object) -> None:
     with open("/tmp/bad", "w", encoding="utf-8") as f:
-        f.write("config t\n\toption a\n")
-    with pytest.raises(ConfigError, match=r"^/tmp/bad:2: insufficient arguments$"):
+        f.write("config t\n\toption a 'b\n")
+    with pytest.raises(ConfigError, match=r"^/tmp/bad:2: unterminated ' quote$"):
         load("/tmp/bad")
 
 
-def test_load_invalid_utf8(fs: object) -> None:
+def test_load_keeps_bytes_that_are_not_utf8(fs: object) -> None:
+    raw = b"config t\noption a 'B\xfcro \xe2\x82\xac \xff'\n"
     with open("/tmp/latin1", "wb") as f:
-        f.write(b"config t\noption a '\xe9'\n")
-    with pytest.raises(ConfigError) as info:
-        load("/tmp/latin1")
-    assert info.value.line == 2
-    assert "UTF-8" in str(info.value)
+        f.write(raw)
+    (sec,) = load("/tmp/latin1").sections
+    text = sec.get("a")
+    assert text is not None
+    assert text.encode("utf-8", "surrogateescape") == b"B\xfcro \xe2\x82\xac \xff"
+    assert "\u20ac" in text  # valid UTF-8 in the same value still decodes
 
 
 def test_load_directory_is_an_error(fs: object) -> None:
     os.makedirs("/etc/config")
     with pytest.raises(ConfigError, match="^/etc/config: cannot read: "):
         load("/etc/config")
+
+
+def test_load_refuses_a_file_over_the_limit(fs: object) -> None:
+    with open("/tmp/big", "w", encoding="utf-8") as f:
+        f.write("\n" * (MAX_BYTES + 1))
+    with pytest.raises(ConfigError, match=rf"^/tmp/big: refused: {MAX_BYTES + 1} bytes"):
+        load("/tmp/big")
+    with open("/tmp/big", "w", encoding="utf-8") as f:
+        f.write("\n" * MAX_BYTES)
+    assert load("/tmp/big").sections == ()
+
+
+def test_load_dangling_symlink_names_it(fs: object) -> None:
+    os.symlink("/nowhere", "/tmp/link")
+    with pytest.raises(ConfigError, match="^/tmp/link: cannot read: dangling symbolic link$"):
+        load("/tmp/link")
+
+
+def test_load_never_blocks_on_a_fifo(tmp_path: pathlib.Path) -> None:
+    fifo = tmp_path / "wg-endpointd"
+    os.mkfifo(fifo)  # no writer: a blocking open would hang forever
+    with pytest.raises(ConfigError, match="cannot read: not a regular file$"):
+        load(str(fifo))

@@ -1,10 +1,12 @@
 import pytest
 
 from wg_endpointd.validate import (
+    check_host,
     ip_literal,
     is_hostname,
     is_ifname,
     is_public_key,
+    parse_endpoint_host,
     parse_hostport,
     parse_port,
 )
@@ -51,3 +53,45 @@ def test_port_and_literal():
     with pytest.raises(ValueError):
         parse_port("-1")
     assert ip_literal("[2001:DB8::1]") == "2001:db8::1" and ip_literal("host") is None
+
+
+@pytest.mark.parametrize("text", ["1", "0x7f.1", "127.1", "0177.0.0.1", "host.123", "1.2.3.4.5"])
+def test_numeric_looking_names_are_refused(text):
+    with pytest.raises(ValueError, match="neither an IP address nor a host name"):
+        check_host(text)
+
+
+def test_names_with_digits_are_fine():
+    assert check_host("1.example") == "1.example" and check_host("a1") == "a1"
+    assert check_host("0x.example") == "0x.example"
+
+
+@pytest.mark.parametrize("port", ["５１８２０", "²", " 1", "1 ", "+1", "0x10", ""])
+def test_ports_are_ascii_digits_only(port):
+    with pytest.raises(ValueError):
+        parse_port(port)
+
+
+def test_mapped_and_link_local_addresses_say_why():
+    with pytest.raises(ValueError, match="IPv4-mapped address; write 192.0.2.2"):
+        check_host("::ffff:192.0.2.2")
+    with pytest.raises(ValueError, match="zone are not supported"):
+        check_host("fe80::1%eth0")
+    with pytest.raises(ValueError, match="link-local addresses are not supported"):
+        check_host("fe80::1")
+    assert check_host("2001:DB8::1") == "2001:db8::1"
+
+
+@pytest.mark.parametrize("text", ["192.0.2.1:1234", "[2001:db8::1]:1234", "[2001:db8::1]",
+                                  "peer.test:51820"])
+def test_endpoint_host_with_a_port_is_refused_as_netifd_would_fail(text):
+    with pytest.raises(ValueError, match="endpoint_port"):
+        parse_endpoint_host(text)
+
+
+def test_endpoint_host_accepts_what_wireguard_sh_accepts():
+    assert parse_endpoint_host("2001:db8::1") == "2001:db8::1"
+    assert parse_endpoint_host("192.0.2.1") == "192.0.2.1"
+    assert parse_endpoint_host("peer.wg.test") == "peer.wg.test"
+    with pytest.raises(ValueError, match="zone"):
+        parse_endpoint_host("fe80::1%eth0")

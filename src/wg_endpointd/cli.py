@@ -40,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     cfg = sub.add_parser("config", help="show the peers it would manage, as read")
     cfg.add_argument("--config-dir", default="/etc/config", help="UCI directory")
     cfg.add_argument("--json", action="store_true", help="machine-readable output")
+    cfg.add_argument("--check", action="store_true",
+                     help="only check as `run` would: print enabled or disabled, or fail (2)")
     return top
 
 
@@ -189,6 +191,9 @@ def peer_json(peer: PeerConfig) -> dict[str, object]:
 
 def cmd_config(args: argparse.Namespace) -> int:
     cfg = load_config(args.config_dir)
+    if args.check:  # the init script's gate: warnings are for the daemon's log
+        print("enabled" if cfg.settings.enabled else "disabled")
+        return EXIT_OK
     if args.json:
         print(json.dumps([peer_json(p) for p in cfg.peers], indent=2))
     else:

@@ -8,34 +8,29 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 from dataclasses import dataclass
 
+from . import overrides as overrides_mod
 from . import uci
 from .errors import ConfigError
-from .validate import ip_literal, is_ifname, is_public_key, parse_hostport, parse_port
+from .options import FAMILIES as FAMILIES
+from .options import GLOBALS, PEER, SECTIONS, Option, convert, parse_bool, suggest
+from .options import LOG_LEVELS as LOG_LEVELS
+from .options import Settings as Settings
+from .overrides import Override
+from .validate import (
+    ip_literal,
+    is_ifname,
+    is_public_key,
+    parse_endpoint_host,
+    parse_hostport,
+    parse_port,
+)
 
-FAMILIES = ("auto", "ipv6", "ipv4")
-LOG_LEVELS = ("debug", "info", "warning", "error")
 DEFAULT_PORT = 51820
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """Daemon-wide settings (`config globals 'globals'`)."""
-
-    enabled: bool = True
-    log_level: str = "info"
-    family: str = "auto"
-    probe_timeout: float = 1.0
-    verify_timeout: float = 2.0
-    check_interval: float = 10.0
-    dead_after: float = 30.0
-    failback_hold: float = 300.0
-    resolve_interval: float = 300.0
-    backoff_max: float = 300.0
-    host_routes: bool = True
-    interfaces: tuple[str, ...] = ()
-    triggers: tuple[str, ...] = ()
+_PEER_OPTIONS = {o.name: o for o in PEER}
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\udc80-\udcff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,85 +79,65 @@ class PeerConfig:
 class Config:
     settings: Settings
     peers: tuple[PeerConfig, ...]
-    problems: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()  # one line each, naming file and line or section
     interfaces: tuple[str, ...] = ()
 
     def managed(self) -> list[PeerConfig]:
         return [p for p in self.peers if p.managed]
 
 
-def _bool(section: uci.Section, option: str, default: bool, path: str) -> bool:
-    value = section.get(option)
-    if value is None:
-        return default
-    if value.lower() in ("1", "yes", "on", "true", "enabled"):
-        return True
-    if value.lower() in ("0", "no", "off", "false", "disabled"):
-        return False
-    raise ConfigError(f"{section.ref}.{option}: not a boolean: {value!r}", path,
-                      section.line_of(option))
-
-
-def _number(section: uci.Section, option: str, default: float, path: str) -> float:
-    value = section.get(option)
-    if value is None:
-        return default
+def _value(sec: uci.Section, option: Option, path: str) -> object:
+    """An option of the daemon's own file, converted; ConfigError names file:line."""
     try:
-        number = float(value)
-    except ValueError:
-        number = -1.0
-    if not 0 < number < 1e7:
-        raise ConfigError(
-            f"{section.ref}.{option}: expected a positive number, got {value!r}",
-            path, section.line_of(option),
-        )
-    return number
+        return convert(option, sec.get(option.name) or "")
+    except ValueError as exc:
+        raise ConfigError(f"{sec.ref}.{option.name}: {exc}", path,
+                          sec.line_of(option.name)) from None
 
 
-def _choice(section: uci.Section, option: str, default: str, allowed: tuple[str, ...],
-            path: str) -> str:
-    value = section.get(option, default) or default
-    if value not in allowed:
-        raise ConfigError(
-            f"{section.ref}.{option}: {value!r} is not one of {', '.join(allowed)}",
-            path, section.line_of(option),
-        )
-    return value
-
-
-def _ifnames(section: uci.Section, option: str, path: str) -> tuple[str, ...]:
-    names = tuple(n for item in section.get_list(option) for n in item.split())
+def _ifnames(sec: uci.Section, option: str, path: str) -> tuple[str, ...]:
+    """Interface names, each once, from a list (items may hold several names)."""
+    names = tuple(dict.fromkeys(n for item in sec.get_list(option) for n in item.split()))
     for name in names:
         if not is_ifname(name):
-            raise ConfigError(f"{section.ref}.{option}: invalid interface name {name!r}",
-                              path, section.line_of(option))
+            raise ConfigError(f"{sec.ref}.{option}: invalid interface name {name!r}",
+                              path, sec.line_of(option))
     return names
 
 
 def read_settings(own: uci.Package | None) -> Settings:
     """The globals of /etc/config/wg-endpointd (defaults when the file or section is absent)."""
-    base = Settings()
-    if own is None:
-        return base
-    found = [s for s in own.sections if s.type == "globals"]
-    if not found:
-        return base
-    sec, path = found[0], own.path
-    return Settings(
-        enabled=_bool(sec, "enabled", base.enabled, path),
-        log_level=_choice(sec, "log_level", base.log_level, LOG_LEVELS, path),
-        family=_choice(sec, "family", base.family, FAMILIES, path),
-        probe_timeout=_number(sec, "probe_timeout", base.probe_timeout, path),
-        verify_timeout=_number(sec, "verify_timeout", base.verify_timeout, path),
-        check_interval=_number(sec, "check_interval", base.check_interval, path),
-        dead_after=_number(sec, "dead_after", base.dead_after, path),
-        failback_hold=_number(sec, "failback_hold", base.failback_hold, path),
-        resolve_interval=_number(sec, "resolve_interval", base.resolve_interval, path),
-        backoff_max=_number(sec, "backoff_max", base.backoff_max, path),
-        host_routes=_bool(sec, "host_routes", base.host_routes, path),
-        interfaces=_ifnames(sec, "interface", path),
-        triggers=_ifnames(sec, "trigger", path),
-    )
+    found = [] if own is None else own.by_type("globals")
+    if own is None or not found:
+        return Settings()
+    sec, values = found[0], dict[str, object]()
+    for option in GLOBALS:
+        if option.name not in sec.options:
+            continue
+        if option.kind == "names":
+            values[option.field] = _ifnames(sec, option.name, own.path)
+        else:
+            values[option.field] = _value(sec, option, own.path)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def own_warnings(own: uci.Package) -> list[str]:
+    """Unknown section types and options, and extra globals sections, one line each."""
+    out = []
+    for sec in own.sections:
+        where = f"{own.path}:{sec.line}: {sec.ref}"
+        if sec.type not in SECTIONS:
+            out.append(f"{where}: unknown section type {sec.type!r}, ignored"
+                       f"{suggest(sec.type, list(SECTIONS))}")
+            continue
+        if sec.type == "globals" and sec is not own.by_type("globals")[0]:
+            out.append(f"{where}: only the first globals section is read, this one is ignored")
+        known = [o.name for o in SECTIONS[sec.type]]
+        for name in sec.options:
+            if name not in known:
+                out.append(f"{own.path}:{sec.line_of(name)}: {sec.ref}: unknown option "
+                           f"{name!r}, ignored{suggest(name, known)}")
+    return out
 
 
 def default_probe_address(allowed_ips: tuple[str, ...]) -> str | None:
@@ -198,17 +173,25 @@ def covers_endpoint(peer: PeerConfig, address: str) -> bool:
     return False
 
 
-def _override_for(own: uci.Package | None, iface: str, key: str) -> uci.Section | None:
-    if own is None:
-        return None
-    for sec in own.sections:
-        if sec.type == "peer" and sec.get("interface") == iface and sec.get("public_key") == key:
-            return sec
-    return None
+def display_text(text: str) -> str:
+    """A value made safe to print and log on one line: bytes that were not UTF-8 read
+    as Latin-1 (uci keeps them), control characters as escapes."""
+    return _UNSAFE.sub(lambda m: chr(ord(m[0]) - 0xDC00) if m[0] >= "\udc80"
+                       else repr(m[0])[1:-1], text)
 
 
-def _read_peer(sec: uci.Section, iface: str, settings: Settings, own: uci.Package | None,
-               net_path: str) -> PeerConfig:
+def _net_bool(sec: uci.Section, option: str, path: str, notes: list[str]) -> bool:
+    """A boolean of the network file read exactly as netifd's config_get_bool."""
+    text = sec.get(option)
+    value = None if text is None else parse_bool(text)
+    if text is not None and value is None:
+        notes.append(f"{path}:{sec.line_of(option)}: {sec.ref}.{option}: {text!r} is not a "
+                     "boolean netifd knows (it is case-sensitive), so it counts as 0")
+    return bool(value)
+
+
+def _read_peer(sec: uci.Section, iface: str, settings: Settings, over: Override | None,
+               net_path: str, own_path: str, notes: list[str]) -> PeerConfig:
     """Build one peer; raise ConfigError for invalid values (the peer is then skipped)."""
     key = (sec.get("public_key") or "").strip()
     if not key:
@@ -221,37 +204,42 @@ def _read_peer(sec: uci.Section, iface: str, settings: Settings, own: uci.Packag
     except ValueError as exc:
         raise ConfigError(f"{sec.ref}.endpoint_port: {exc}", net_path,
                           sec.line_of("endpoint_port")) from None
-    keepalive_text = sec.get("persistent_keepalive")
-    keepalive = int(keepalive_text) if keepalive_text and keepalive_text.isdigit() else None
+    keepalive_text = sec.get("persistent_keepalive") or ""
+    keepalive = int(keepalive_text) if keepalive_text.isascii() and keepalive_text.isdigit() \
+        else None
     host = (sec.get("endpoint_host") or "").strip() or None
     hosts: list[HostSpec] = []
     if host is not None:
         try:
-            name, _ = parse_hostport(host, port)
+            hosts.append(HostSpec(parse_endpoint_host(host), port))
         except ValueError as exc:
             raise ConfigError(f"{sec.ref}.endpoint_host: {exc}", net_path,
                               sec.line_of("endpoint_host")) from None
-        hosts.append(HostSpec(name, port))
     allowed = tuple(a for item in sec.get_list("allowed_ips") for a in item.split())
     peer = PeerConfig(
         interface=iface, public_key=key, section=sec.ref,
-        description=sec.get("description") or "", endpoint_host=host, endpoint_port=port,
-        disabled=_bool(sec, "disabled", False, net_path), keepalive=keepalive,
-        allowed_ips=allowed, route_allowed_ips=_bool(sec, "route_allowed_ips", False, net_path),
+        description=display_text(sec.get("description") or ""),
+        endpoint_host=host, endpoint_port=port,
+        disabled=_net_bool(sec, "disabled", net_path, notes), keepalive=keepalive,
+        allowed_ips=allowed,
+        route_allowed_ips=_net_bool(sec, "route_allowed_ips", net_path, notes),
         family=settings.family, probe_timeout=settings.probe_timeout,
         verify_timeout=settings.verify_timeout, probe_address=default_probe_address(allowed),
+        hosts=tuple(hosts),
     )
-    over = _override_for(own, iface, key)
-    if over is not None and own is not None:
-        peer = _apply_override(peer, over, own.path, hosts)
-    else:
-        peer = dataclasses.replace(peer, hosts=tuple(hosts))
-    opted_out = over is not None and own is not None and not _bool(over, "managed", True, own.path)
-    return _manage_state(peer, opted_out)
+    if over is None:
+        return _manage_state(peer, "")
+    if over.conflict:
+        notes.append(f"{over.conflict}; the peer is left alone")
+        return _manage_state(peer, "contradicting overrides")
+    peer = _apply_override(peer, over.section, own_path)
+    managed = _value(over.section, _PEER_OPTIONS["managed"], own_path) \
+        if "managed" in over.section.options else True
+    return _manage_state(peer, "" if managed else "opted out (managed 0)")
 
 
-def _apply_override(peer: PeerConfig, sec: uci.Section, path: str,
-                    hosts: list[HostSpec]) -> PeerConfig:
+def _apply_override(peer: PeerConfig, sec: uci.Section, path: str) -> PeerConfig:
+    hosts = list(peer.hosts)
     for item in sec.get_list("candidate"):
         for text in item.split():
             try:
@@ -266,22 +254,19 @@ def _apply_override(peer: PeerConfig, sec: uci.Section, path: str,
         if probe_address is None:
             raise ConfigError(f"{sec.ref}.probe_address: not an IP address", path,
                               sec.line_of("probe_address"))
-    return dataclasses.replace(
-        peer, hosts=tuple(dict.fromkeys(hosts)),
-        family=_choice(sec, "family", peer.family, FAMILIES, path),
-        probe_timeout=_number(sec, "probe_timeout", peer.probe_timeout, path),
-        verify_timeout=_number(sec, "verify_timeout", peer.verify_timeout, path),
-        probe_address=probe_address,
-    )
+    changes: dict[str, object] = {}
+    for name in ("family", "probe_timeout", "verify_timeout"):
+        if name in sec.options:
+            changes[name] = _value(sec, _PEER_OPTIONS[name], path)
+    return dataclasses.replace(peer, hosts=tuple(dict.fromkeys(hosts)),
+                               probe_address=probe_address, **changes)  # type: ignore[arg-type]
 
 
-def _manage_state(peer: PeerConfig, opted_out: bool) -> PeerConfig:
-    reason = ""
-    if opted_out:
-        reason = "opted out (managed 0)"
-    elif peer.disabled:
+def _manage_state(peer: PeerConfig, opted_out: str) -> PeerConfig:
+    reason = opted_out
+    if not reason and peer.disabled:
         reason = "disabled in network config"
-    elif not peer.hosts:
+    elif not reason and not peer.hosts:
         reason = "passive (no endpoint_host)"
     if reason:
         return dataclasses.replace(peer, managed=False, reason=reason)
@@ -289,32 +274,52 @@ def _manage_state(peer: PeerConfig, opted_out: bool) -> PeerConfig:
 
 
 def build(network: uci.Package, own: uci.Package | None) -> Config:
-    """Combine both packages. Per-peer faults become `problems`; global faults raise."""
+    """Combine both packages. Per-peer faults and warnings become `problems`;
+    faults in the daemon's own settings raise ConfigError."""
     settings = read_settings(own)
+    own_path = own.path if own else ""
     wg_ifaces = [s.name for s in network.sections
                  if s.type == "interface" and s.name and s.get("proto") == "wireguard"]
     for wanted in settings.interfaces:
-        if wanted not in wg_ifaces:
-            raise ConfigError(f"interface {wanted!r} is not a wireguard interface in "
-                              f"{network.path}", own.path if own else None)
+        if wanted not in wg_ifaces and own is not None:
+            sec = own.by_type("globals")[0]
+            raise ConfigError(f"{sec.ref}.interface: {wanted!r} is not a wireguard interface "
+                              f"in {network.path}{suggest(wanted, wg_ifaces)}", own.path,
+                              sec.line_of("interface"))
     managed_ifaces = list(settings.interfaces) or wg_ifaces
+    problems: list[str] = own_warnings(own) if own else []
+    overrides, bad = overrides_mod.index(own) if own else ({}, [])
+    problems += bad
     peers: list[PeerConfig] = []
-    problems: list[str] = []
+    seen: set[overrides_mod.Key] = set()
+    for iface in wg_ifaces:
+        for sec in network.by_type(f"wireguard_{iface}"):
+            seen.add((iface, (sec.get("public_key") or "").strip()))
     for iface in managed_ifaces:
         if not is_ifname(iface):
             problems.append(f"{network.path}: interface name {iface!r} is not usable, skipped")
             continue
         for sec in network.by_type(f"wireguard_{iface}"):
+            key = (sec.get("public_key") or "").strip()
+            notes: list[str] = []
             try:
-                peers.append(_read_peer(sec, iface, settings, own, network.path))
+                peers.append(_read_peer(sec, iface, settings, overrides.get((iface, key)),
+                                        network.path, own_path, notes))
             except ConfigError as exc:
-                problems.append(str(exc))
+                notes.append(str(exc))
+            problems += notes
+    problems += overrides_mod.unmatched(overrides, seen, wg_ifaces, managed_ifaces,
+                                        own_path)
     return Config(settings, tuple(peers), tuple(problems), tuple(managed_ifaces))
 
 
 def load(config_dir: str) -> Config:
-    """Read `network` (required) and `wg-endpointd` (optional) from a UCI directory."""
+    """Read `network` (required) and `wg-endpointd` (optional) from a UCI directory.
+
+    A missing `wg-endpointd` means defaults; one that exists but cannot be read
+    (a dangling symlink, a loop, no permission, not a regular file) is an error.
+    """
     network = uci.load(os.path.join(config_dir, "network"))
     own_path = os.path.join(config_dir, "wg-endpointd")
-    own = uci.load(own_path) if os.path.exists(own_path) else None
+    own = uci.load(own_path) if os.path.lexists(own_path) else None
     return build(network, own)

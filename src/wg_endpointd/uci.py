@@ -1,25 +1,38 @@
-"""Read OpenWrt UCI config files with the same grammar as libuci (file.c).
+"""Read OpenWrt UCI config files as libuci does (openwrt/uci file.c, list.c).
 
 Pure parsing: `parse()` turns text into an immutable `Package`; only `load()` touches
-the file system. Every problem in the input raises `ConfigError` with path and line.
+the file system. Errors raise `ConfigError` with path and line. The reader is strict
+like libuci's default context (netifd's): any parse error refuses the whole file.
+
+Behaviour taken from file.c that a simpler tokenizer gets wrong:
+- a command word ends at a space or tab only, so `config\\n` or `option;` is invalid;
+- an unquoted token ending in `;` with no quote or backslash in it ends the whole
+  line there (uci writes the token's terminator over the `;`); after a quoted or
+  escaped token the `;` separates commands;
+- `option NAME` with no value does nothing; `list NAME` with no value adds '';
+- values keep any byte (control characters, a CR inside a quoted CRLF value);
+- a NUL byte drops the rest of its line and joins the next one (fgets + strlen).
 """
 
+import errno
+import os
 import re
-from bisect import bisect_right
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from .errors import ConfigError
+from .uci_syntax import SKIP, SPACE, Reader
 
 OptionValue = str | tuple[str, ...]  # a tuple for `list` options
+MAX_BYTES = 1 << 20  # larger files are refused: real ones are a few KiB
 
 _NAME = re.compile(r"[A-Za-z0-9_]+")  # section and option names
 _PACKAGE = re.compile(r"[A-Za-z0-9_-]+")
 _TYPE = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no space
-_BAD_VALUE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")  # control chars but TAB, LF, CR
 _EXT_REF = re.compile(r"@([^\[]*)\[([+-]?[0-9]+)\]")  # @type[N] or @[N]
-_BLANK = " \t\r\v\f"  # whitespace inside a line; LF ends a command
+_NUL = re.compile(r"\x00[^\n]*\n?")
 _COMMANDS = {w: w for w in ("package", "config", "option", "list")}
 _COMMANDS |= {w[0]: w for w in _COMMANDS}  # one-letter forms: p, c, o, l
 
@@ -76,196 +89,161 @@ class Package:
 
 
 @dataclass(slots=True)
-class _Draft:  # a section while it is being parsed
+class _Draft:  # a section while it is being parsed; lists stay mutable until the end
     type: str
     name: str | None
     line: int
-    options: dict[str, OptionValue] = field(default_factory=dict)
+    options: dict[str, str | list[str]] = field(default_factory=dict)
     lines: dict[str, int] = field(default_factory=dict)
 
 
-class _Lexer:
-    """Cursor over the text; positions index into it, lines are 1-based."""
-
-    def __init__(self, text: str, path: str) -> None:
-        self.text = text
-        self.path = path
-        self.pos = 0
-        self.start = 0  # where the last token began
-        self._line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
-
-    def line(self, pos: int | None = None) -> int:
-        return bisect_right(self._line_starts, self.pos if pos is None else pos)
-
-    def error(self, message: str, pos: int | None = None) -> ConfigError:
-        return ConfigError(message, self.path, self.line(pos))
-
-    def skip_blanks(self) -> bool:
-        """Skip whitespace within the line; False at the end of the text."""
-        while self.pos < len(self.text) and self.text[self.pos] in _BLANK:
-            self.pos += 1
-        return self.pos < len(self.text)
-
-    def skip_comment(self) -> None:
-        end = self.text.find("\n", self.pos)
-        self.pos = len(self.text) if end < 0 else end
-
-    def word(self) -> str:
-        """The raw command word: uci splits it off at whitespace, no quoting."""
-        start = self.pos
-        while self.pos < len(self.text) and self.text[self.pos] not in _BLANK + "\n":
-            self.pos += 1
-        return self.text[start : self.pos]
-
-    def token(self) -> str | None:
-        """The next argument, or None if the command ends here."""
-        self.skip_blanks()
-        self.start = self.pos
-        text, out, quoted = self.text, list[str](), False
-        while self.pos < len(text):
-            c = text[self.pos]
-            if c in "'\"":
-                out.append(self._quoted(c))
-                quoted = True
-            elif c == "\\":
-                nxt = text[self.pos + 1 : self.pos + 2]
-                self.pos += 2
-                if nxt and nxt != "\n":
-                    out.append(nxt)
-                elif not out and not quoted:  # backslash-newline only joins lines
-                    self.start = self.pos  # so errors name the line where the text is
-            elif c == "#":
-                self.skip_comment()
-                break
-            elif c in _BLANK or c in "\n;":
-                break
-            else:
-                out.append(c)
-                self.pos += 1
-        return "".join(out) if out or quoted else None
-
-    def _quoted(self, quote: str) -> str:
-        """A '...' (fully literal) or "..." (backslash keeps the next char) string."""
-        text, start, out = self.text, self.pos, list[str]()
-        self.pos += 1
-        while self.pos < len(text):
-            c = text[self.pos]
-            if c == quote:
-                self.pos += 1
-                return "".join(out)
-            if c == "\\" and quote == '"':
-                nxt = text[self.pos + 1 : self.pos + 2]
-                if nxt != "\n":  # backslash-newline joins lines
-                    out.append(nxt)
-                self.pos += 2
-                continue
-            out.append(c)
-            self.pos += 1
-        raise self.error(f"unterminated {quote} quote", start)
-
-    def required(self) -> str:
-        tok = self.token()
-        if tok is None:
-            raise self.error("insufficient arguments")
-        return tok
-
-    def end_command(self) -> None:
-        if self.token() is not None:
-            raise self.error("too many arguments", self.start)
-        if self.text.startswith(";", self.pos):
-            self.pos += 1
-
-
-def _config(lx: _Lexer, drafts: list[_Draft], named: dict[str, _Draft], at: int) -> _Draft:
+def _config(rd: Reader, drafts: list[_Draft], named: dict[str, _Draft], at: int) -> _Draft:
     """Parse `config <type> [name]` and return the section it opens."""
-    type_ = lx.required()
+    type_ = rd.arg()
+    if not type_:
+        raise rd.error("insufficient arguments")
     if not _TYPE.fullmatch(type_):
-        raise lx.error(f"invalid section type {type_!r}", lx.start)
-    name = lx.token()
+        raise rd.error(f"invalid section type {type_!r}")
+    name = rd.arg()
     if name and not _NAME.fullmatch(name):
-        raise lx.error(f"invalid section name {name!r}", lx.start)
+        raise rd.error(f"invalid section name {name!r}")
+    _end_command(rd)
     old = named.get(name) if name else None
     if old is not None:  # a repeated named section merges into the first one
         if old.type != type_:
             msg = f"section {name!r} has type {old.type!r} (line {old.line}), not {type_!r}"
-            raise lx.error(msg, at)
+            raise rd.error(msg, at)
         return old
-    sec = _Draft(type_, name or None, lx.line(at))  # a missing or '' name: anonymous
+    sec = _Draft(type_, name or None, at)  # a missing or '' name: anonymous
     drafts.append(sec)
     if name:
         named[name] = sec
     return sec
 
 
-def _option(lx: _Lexer, sec: _Draft, is_list: bool, at: int) -> None:
-    """Parse `option|list <name> <value>` into `sec`, with uci's overwrite rules."""
-    name = lx.required()
+def _option(rd: Reader, sec: _Draft, is_list: bool, at: int) -> None:
+    """Parse `option|list <name> [value]` into `sec`, with list.c's rules."""
+    name = rd.arg()
+    if not name:
+        raise rd.error("insufficient arguments")
     if not _NAME.fullmatch(name):
-        raise lx.error(f"invalid option name {name!r}", lx.start)
-    value = lx.token()
-    if value is None:
-        raise lx.error("insufficient arguments")
-    if _BAD_VALUE.search(value):
-        raise lx.error("invalid control character in value", lx.start)
-    if not is_list and not value:
-        return  # uci ignores `option x ''`
+        raise rd.error(f"invalid option name {name!r}")
+    value = rd.arg()
+    _end_command(rd)
     old = sec.options.get(name)
-    appending = is_list and isinstance(old, tuple)
-    new: OptionValue = value
-    if is_list:  # an `option` turns into a list with its value first
-        items = old if isinstance(old, tuple) else () if old is None else (old,)
-        new = (*items, value)
-    if new != old and not appending:
-        sec.options.pop(name, None)  # uci re-creates a changed option at the end
-    sec.options[name] = new  # appending to a list keeps its place
-    sec.lines[name] = lx.line(at)
+    if is_list:
+        if isinstance(old, list):
+            old.append(value)  # appending keeps the list's place
+        else:
+            sec.options.pop(name, None)  # a new list goes last, an option's value first
+            sec.options[name] = [value] if old is None else [old, value]
+    elif not value:
+        return  # uci_set: an empty value changes nothing
+    elif value == old:
+        sec.lines[name] = at  # the same value keeps its place
+        return
+    else:
+        sec.options.pop(name, None)  # a changed option is re-created at the end
+        sec.options[name] = value
+    sec.lines[name] = at
+
+
+def _end_command(rd: Reader) -> None:
+    if rd.arg():
+        raise rd.error("too many arguments")
+
+
+def _parse_line(rd: Reader, drafts: list[_Draft], named: dict[str, _Draft],
+                current: _Draft | None) -> _Draft | None:
+    rd.skip_space()
+    while True:
+        at = rd.line
+        word, blank = rd.word()
+        if not word or word[0] == "#":
+            return current
+        command = _COMMANDS.get(word)
+        if command is None:
+            bare = word.rstrip(SPACE)
+            if bare in _COMMANDS:
+                raise rd.error(f"'{bare}' without arguments")
+            hint = " (a byte order mark?)" if word[0] == "\ufeff" else ""
+            raise rd.error(f"invalid command {bare!r}{hint}")
+        if command in ("option", "list") and current is None:
+            raise rd.error(f"'{word}' before the first 'config' section")
+        if not blank:
+            raise rd.error(f"'{word}' without arguments")
+        rd.pos += 1
+        if command == "package":  # accepted, checked, otherwise ignored
+            name = rd.arg()
+            if not name:
+                raise rd.error("insufficient arguments")
+            if not _PACKAGE.fullmatch(name):
+                raise rd.error(f"invalid package name {name!r}")
+            _end_command(rd)
+        elif command == "config":
+            current = _config(rd, drafts, named, at)
+        else:
+            assert current is not None
+            _option(rd, current, command == "list", at)
 
 
 def parse(text: str, path: str = "<string>") -> Package:
     """Parse UCI text; raises ConfigError naming `path` and the line."""
-    lx = _Lexer(text.replace("\r\n", "\n"), path)
+    if "\x00" in text:
+        text = _NUL.sub("", text)
+    rd = Reader(text, path)
     drafts: list[_Draft] = []
     named: dict[str, _Draft] = {}
     current: _Draft | None = None
-    while lx.skip_blanks():
-        if lx.text[lx.pos] in "#\n":  # comment or end of line
-            lx.skip_comment()
-            lx.pos += 1
-            continue
-        at = lx.pos
-        word = lx.word()
-        command = _COMMANDS.get(word)
-        if command is None:
-            raise lx.error(f"invalid command {word!r}", at)
-        if command == "package":  # accepted, checked, otherwise ignored
-            name = lx.required()
-            if not _PACKAGE.fullmatch(name):
-                raise lx.error(f"invalid package name {name!r}", lx.start)
-        elif command == "config":
-            current = _config(lx, drafts, named, at)
-        elif current is None:
-            raise lx.error(f"'{word}' before the first 'config' section", at)
-        else:
-            _option(lx, current, command == "list", at)
-        lx.end_command()
+    while True:
+        blank = text.rfind("\n", rd.nxt, SKIP.match(text, rd.nxt).end()) + 1  # type: ignore[union-attr]
+        if blank > rd.nxt:  # a fast path over blank lines
+            rd.line += text.count("\n", rd.nxt, blank)
+            rd.nxt = blank
+        if not rd.next_line():
+            break
+        current = _parse_line(rd, drafts, named, current)
     counts: dict[str, int] = {}
     sections = []
     for d in drafts:
         counts[d.type] = counts.get(d.type, -1) + 1
-        options, lines = MappingProxyType(d.options), MappingProxyType(d.lines)
-        sections.append(Section(d.type, d.name, counts[d.type], d.line, options, lines))
+        opts = {k: tuple(v) if isinstance(v, list) else v for k, v in d.options.items()}
+        sections.append(Section(d.type, d.name, counts[d.type], d.line,
+                                MappingProxyType(opts), MappingProxyType(d.lines)))
     return Package(path, tuple(sections))
 
 
-def load(path: str) -> Package:
-    """Read and parse a UCI file (UTF-8); a missing or unreadable file is a ConfigError."""
+def read_bytes(path: str, limit: int = MAX_BYTES) -> bytes:
+    """A regular file's bytes; never blocks on a FIFO or device; ConfigError otherwise."""
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError as e:
-        raise ConfigError(f"cannot read: {e.strerror or e}", path) from e
+        reason = e.strerror or str(e)
+        if e.errno == errno.ENOENT and os.path.islink(path):
+            reason = "dangling symbolic link"
+        raise ConfigError(f"cannot read: {reason}", path) from None
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ConfigError("not valid UTF-8", path, data.count(b"\n", 0, e.start) + 1) from e
-    return parse(text, path)
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError("cannot read: not a regular file", path)
+        if info.st_size > limit:
+            raise ConfigError(f"refused: {info.st_size} bytes, the limit is {limit}", path)
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, limit + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise ConfigError(f"refused: more than {limit} bytes", path)
+        return b"".join(chunks)
+    except OSError as e:
+        raise ConfigError(f"cannot read: {e.strerror or e}", path) from None
+    finally:
+        os.close(fd)
+
+
+def load(path: str) -> Package:
+    """Read and parse a UCI file. Bytes that are not UTF-8 are kept (surrogateescape)."""
+    return parse(read_bytes(path).decode("utf-8", "surrogateescape"), path)

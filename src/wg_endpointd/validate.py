@@ -9,6 +9,8 @@ _KEY = re.compile(r"[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=")
 _IFNAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]{0,14}")
 _LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
 _HOSTNAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?")
+_DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() also takes '５' and '²'
+_INET_ATON_PART = re.compile(r"0[xX][0-9a-fA-F]*|[0-9]+")  # what inet_aton reads as a number
 
 
 def is_public_key(text: str) -> bool:
@@ -36,14 +38,55 @@ def is_hostname(text: str) -> bool:
     return len(text) <= 253 and _HOSTNAME.fullmatch(text) is not None
 
 
+def looks_numeric(host: str) -> bool:
+    """A name the resolver would read as an IPv4 number (`1`, `0x7f.1`, `127.1`), or
+    whose last label is all digits: no real DNS name looks like that (RFC 3696 §2)."""
+    labels = host.rstrip(".").split(".")
+    return labels[-1].isascii() and labels[-1].isdigit() or all(
+        _INET_ATON_PART.fullmatch(label) for label in labels)
+
+
 def parse_port(text: str) -> int:
-    """A UDP port 1-65535; raise ValueError otherwise."""
-    if not text.isdigit():
+    """A UDP port 1-65535 in ASCII digits; raise ValueError otherwise."""
+    if not _DIGITS.fullmatch(text):
         raise ValueError(f"invalid port {text!r}")
     port = int(text)
     if not 0 < port < 65536:
         raise ValueError(f"port {port} out of range 1-65535")
     return port
+
+
+def check_host(host: str) -> str:
+    """A candidate host as the daemon can use it: a normalized IP or a DNS name.
+
+    Raises ValueError with the reason for everything else.
+    """
+    if "%" in host:
+        raise ValueError(f"{host!r}: link-local addresses with a zone are not supported")
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        if not is_hostname(host):
+            raise ValueError(f"invalid host {host!r}") from None
+        if looks_numeric(host):
+            raise ValueError(f"{host!r} is neither an IP address nor a host name") from None
+        return host
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        raise ValueError(f"{host!r} is an IPv4-mapped address; write {ip.ipv4_mapped}")
+    if ip.is_link_local and ip.version == 6:
+        raise ValueError(f"{host!r}: link-local addresses are not supported")
+    return str(ip)
+
+
+def parse_endpoint_host(text: str) -> str:
+    """`endpoint_host` of /etc/config/network, refused where netifd's wireguard.sh
+    would build an Endpoint that wg rejects: it puts brackets around any value with
+    a ':' and appends endpoint_port, so `host:port` and `[v6]` never work there."""
+    if text.startswith("[") or (":" in text and ip_literal(text) is None
+                                and "%" not in text):
+        raise ValueError(f"{text!r}: put only the host here and the port in endpoint_port "
+                         "(netifd would give wg an endpoint it cannot parse)")
+    return check_host(text)
 
 
 def parse_hostport(text: str, default_port: int) -> tuple[str, int]:
@@ -64,9 +107,4 @@ def parse_hostport(text: str, default_port: int) -> tuple[str, int]:
     elif text.count(":") == 1:
         host, port_text = text.split(":")
         port = parse_port(port_text)
-    literal = ip_literal(host)
-    if literal is not None:
-        return literal, port
-    if not is_hostname(host):
-        raise ValueError(f"invalid host {host!r}")
-    return host, port
+    return check_host(host), port

@@ -4,7 +4,7 @@
 /*
  * The options of /etc/config/wg-endpointd for the settings page, with the
  * help text of the shipped file, the daemon's defaults and validators that
- * accept what the daemon accepts (src/wg_endpointd/config.py, validate.py).
+ * accept what the daemon accepts (src/wg_endpointd/options.py, validate.py).
  * tests/test_luci.py compares this table with the shipped file and with the
  * daemon, so an option added there and missing here fails a test.
  */
@@ -13,33 +13,15 @@ var KEY = /^[A-Za-z0-9+\/]{42}[AEIMQUYcgkosw048]=$/;
 var IFNAME = /^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,14}$/;
 var LABEL = '[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?';
 var HOSTNAME = new RegExp('^' + LABEL + '(?:\\.' + LABEL + ')*\\.?$');
-var DIGITS = '\\d(?:_?\\d)*';
-var FLOAT = new RegExp('^\\s*[+-]?(?:' + DIGITS + '(?:\\.(?:' + DIGITS + ')?)?|\\.' + DIGITS +
-	')(?:[eE][+-]?' + DIGITS + ')?\\s*$');
+/* options.py: ASCII decimals, no sign or exponent, 0 < n <= 86400. */
+var SECONDS = /^(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$/;
+var MAX_SECONDS = 86400;
+/* validate.looks_numeric: what inet_aton reads as a number. */
+var NUMERIC_LABEL = /^(?:0[xX][0-9a-fA-F]*|[0-9]+)$/;
 
-/* Python's int() and float() read any Unicode decimal digit (Nd); digits
- * come in runs of ten from 0 to 9, so a digit's value is its distance from
- * the start of its run, modulo 10. Browsers without \p{} keep the text. */
-function asciiDigits(text) {
-	var nd;
-	try { nd = new RegExp('\\p{Nd}', 'u'); } catch (e) { return text; }
-	return Array.from(text).map(function(ch) {
-		if (/[0-9]/.test(ch) || !nd.test(ch))
-			return ch;
-		var cp = ch.codePointAt(0), start = cp;
-		while (nd.test(String.fromCodePoint(start - 1)))
-			start--;
-		return String((cp - start) % 10);
-	}).join('');
-}
-
-/* Python's float() grammar, then the daemon's range 0 < n < 1e7. */
 function positiveNumber(text) {
-	text = asciiDigits(String(text));
-	if (!FLOAT.test(text))
-		return false;
-	var n = Number(text.trim().replace(/_/g, ''));
-	return n > 0 && n < 1e7;
+	text = String(text);
+	return SECONDS.test(text) && +text > 0 && +text <= MAX_SECONDS;
 }
 
 function ifname(text) {
@@ -96,7 +78,6 @@ function ipLiteral(text) {
 }
 
 function port(text) {
-	text = asciiDigits(text);
 	return /^[0-9]+$/.test(text) && +text > 0 && +text < 65536;
 }
 
@@ -118,9 +99,40 @@ function hostPort(text) {
 		if (!port(text.split(':')[1]))
 			return false;
 	}
-	if (ipLiteral(host))
-		return true;
-	return host.length <= 253 && HOSTNAME.test(host);
+	return checkHost(host);
+}
+
+/* The eight 16-bit groups of a valid IPv6 literal without a zone. */
+function ipv6Groups(text) {
+	var m = text.match(/^(.*:)(\d+)\.(\d+)\.(\d+)\.(\d+)$/);
+	if (m)
+		text = m[1] + (m[2] * 256 + +m[3]).toString(16) + ':' + (m[4] * 256 + +m[5]).toString(16);
+	var halves = text.split('::');
+	var head = halves[0] ? halves[0].split(':') : [];
+	var tail = halves.length > 1 && halves[1] ? halves[1].split(':') : [];
+	var fill = [];
+	while (halves.length > 1 && head.length + fill.length + tail.length < 8)
+		fill.push('0');
+	return head.concat(fill, tail).map(function(g) { return parseInt(g, 16); });
+}
+
+/* validate.check_host: no zone, no IPv4-mapped or link-local IPv6, and no
+ * name that the resolver would read as a number (1, 0x7f.1, host.123). */
+function checkHost(host) {
+	if (host.indexOf('%') >= 0)
+		return false;
+	if (ipLiteral(host)) {
+		if (host.indexOf(':') < 0)
+			return true;
+		var g = ipv6Groups(host);
+		var mapped = g.slice(0, 5).every(function(x) { return x == 0; }) && g[5] == 0xffff;
+		return !mapped && (g[0] & 0xffc0) != 0xfe80;
+	}
+	if (host.length > 253 || !HOSTNAME.test(host))
+		return false;
+	var labels = host.replace(/\.$/, '').split('.');
+	return !(/^[0-9]+$/.test(labels[labels.length - 1]) ||
+		labels.every(function(l) { return NUMERIC_LABEL.test(l); }));
 }
 
 /*
@@ -174,10 +186,10 @@ var PEER = [
 	{ name: 'verify_timeout', type: 'number', inherit: 'verify_timeout', title: _('Verify timeout') }
 ];
 
-/* The daemon reads booleans case-insensitively; a checkbox knows '1' and '0'.
- * Anything else is left as it is, so that saving cannot flip it. */
+/* The daemon reads booleans as netifd does, case-sensitive; a checkbox knows
+ * '1' and '0'. Anything else is left as it is (the daemon reports it). */
 function flagValue(value) {
-	var v = String(value == null ? '' : value).toLowerCase();
+	var v = String(value == null ? '' : value);
 	if ([ '1', 'yes', 'on', 'true', 'enabled' ].indexOf(v) >= 0)
 		return '1';
 	if ([ '0', 'no', 'off', 'false', 'disabled' ].indexOf(v) >= 0)
