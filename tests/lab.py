@@ -198,6 +198,23 @@ class WgPair:
     block_peer_initiation: bool = True
 
 
+@dataclass
+class Server:
+    """A second WireGuard server in a namespace of its own (``add_server``): its own key,
+    its own underlay link, and the same tunnel address as the pair it stands by for."""
+
+    ns: str
+    link: Link  # router_if in the router namespace, peer_if in ``ns``
+    wg_if: str
+    public: str
+    private_file: str
+    port: int
+    tunnel_ip: str
+
+    def endpoint(self) -> str:
+        return self.link.endpoint(self.port)
+
+
 class Lab:
     """Router namespace + peer namespace with veth links, WireGuard pairs and DNS."""
 
@@ -540,6 +557,83 @@ class Lab:
             [*argv, pair.peer_tunnel_ip], timeout=count * 0.2 + timeout + 5, check=False
         )
         return res.returncode == 0
+
+    def add_server(
+        self,
+        pair: WgPair,
+        name: str,
+        router_addr: str,
+        server_addr: str,
+        prefixlen: int,
+        port: int = 51820,
+        allowed_ips_router: list[str] | None = None,
+    ) -> Server:
+        """Another server for ``pair``'s router interface, in namespace wgl-<tag>-<name>: its
+        own key, the same tunnel address as ``pair``'s peer (as VPN providers do), and a
+        link of its own. The router gets it as one more peer with ``allowed_ips_router``
+        (none by default) and its endpoint. It never initiates handshakes."""
+        if not re.fullmatch(r"[a-z][a-z0-9]{0,2}", name) or name in ("r", "p"):
+            raise ValueError("server name: 1-3 characters of [a-z0-9], not 'r' or 'p'")
+        ns = f"wgl-{self.tag}-{name}"
+        _host_run(["ip", "netns", "add", ns])
+        self._namespaces.append(ns)
+        ino = _netns_inode(ns)
+        if ino is not None:
+            self._ns_inodes.add(ino)
+        _host_run(["ip", "-n", ns, "link", "set", "lo", "up"])
+        family = ipaddress.ip_address(server_addr).version
+        _check_underlay(router_addr, prefixlen, family)
+        _check_underlay(server_addr, prefixlen, family)
+        link = Link(name, f"r-{name}", f"s-{name}", router_addr, server_addr, prefixlen, family)
+        nodad = " nodad" if family == 6 else ""
+        k = len(self._namespaces)
+        self._ip_batch(
+            self.router_ns,
+            [
+                f"link add {link.router_if} index {1500 + k} type veth"
+                f" peer name {link.peer_if} index {2500 + k} netns {ns}",
+                f"addr add {router_addr}/{prefixlen} dev {link.router_if}{nodad}",
+                f"link set {link.router_if} up",
+            ],
+        )
+        self._ip_batch(
+            ns,
+            [
+                f"addr add {server_addr}/{prefixlen} dev {link.peer_if}{nodad}",
+                f"link set {link.peer_if} up",
+            ],
+        )
+        wg_if = f"wgl{self.tag}{name}"
+        self._start_wireguard_go(ns, wg_if)
+        priv, pub = self._genkey(f"{wg_if}.key")
+        server = Server(ns, link, wg_if, pub, priv, port, pair.peer_tunnel_ip)
+        self._exec(ns, ["wg", "set", wg_if, "private-key", priv, "listen-port", str(port),
+                        "peer", pair.router_public, "allowed-ips", f"{pair.router_tunnel_ip}/32"])
+        self._ip_batch(
+            ns,
+            [
+                f"addr add {pair.peer_tunnel_ip}/32 dev {wg_if}",
+                f"link set {wg_if} up",
+                f"route add {pair.router_tunnel_ip}/32 dev {wg_if}",
+            ],
+        )
+        self.block_server(server, False)
+        self.router(["wg", "set", pair.router_if, "peer", pub, "allowed-ips",
+                     ",".join(allowed_ips_router or []), "endpoint", server.endpoint()])
+        return server
+
+    def block_server(self, server: Server, blocked: bool = True) -> None:
+        """Drop everything arriving on the server's link (True) or nothing (False); the
+        server's own handshake initiations are always dropped."""
+        drop = [f'    iifname "{server.link.peer_if}" drop'] if blocked else []
+        body = "\n".join([
+            "table inet lab", "delete table inet lab", "table inet lab {",
+            "  chain in { type filter hook input priority 0; policy accept;", *drop, "  }",
+            "  chain out { type filter hook output priority 0; policy accept;",
+            f"    udp sport {server.port} @th,64,32 0x01000000 drop", "  }", "}"])
+        self._exec(server.ns, ["nft", "-f", "-"], input=body + "\n")
+        if not blocked:
+            _host_run(["ip", "-n", self.router_ns, "neigh", "flush", "dev", server.link.router_if])
 
     # ---- path breaking (nftables in the peer namespace) -------------------------------
 

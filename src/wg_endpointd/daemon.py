@@ -21,6 +21,7 @@ from . import state as st
 from .config import Config, PeerConfig
 from .engine import Engine
 from .errors import ConfigError, WgEndpointdError, WgError
+from .failover import AllowedIpsLike, Keeper
 from .model import Endpoint
 from .outcome import Outcome, peer_id
 from .rundir import RunDir
@@ -36,7 +37,8 @@ class Daemon:
                  wait: Callable[[float], None] = time.sleep,
                  rand: Callable[[], float] = random.random,
                  config: Config | None = None,
-                 make_routes: Callable[[], RoutesLike] | None = None) -> None:
+                 make_routes: Callable[[], RoutesLike] | None = None,
+                 wg: AllowedIpsLike | None = None) -> None:
         self.load, self.engine, self.run_dir = load, engine, run_dir
         self.clock, self.wall, self.wait, self.rand = clock, wall, wait, rand
         self.cfg = config if config is not None else load()
@@ -48,6 +50,9 @@ class Daemon:
         self._write_error: str | None = None
         self.last_round: dict[str, object] | None = None
         engine.stopping = lambda: self.stop
+        self.groups = Keeper(engine, wg or engine.wg, clock, wall, rand,  # type: ignore[arg-type]
+                             self._state)
+        self.groups.configure(self.cfg)
 
     # -- signals -----------------------------------------------------------
 
@@ -64,6 +69,11 @@ class Daemon:
     @property
     def peers(self) -> list[PeerConfig]:
         return self.cfg.managed()
+
+    def own_peers(self) -> list[PeerConfig]:
+        """Peers whose liveness the daemon checks itself: all but standby members."""
+        standby = self.groups.standbys()
+        return [p for p in self.peers if peer_id(p) not in standby]
 
     def _state(self, peer: PeerConfig) -> st.PeerState:
         return self.states.setdefault(peer_id(peer), st.PeerState())
@@ -125,8 +135,12 @@ class Daemon:
     def full_round(self, why: str) -> None:
         (log.info if why == "interface event" else log.debug)(
             "checking %d peer(s): %s", len(self.peers), why)
-        for out in self.engine.round(self.peers):
+        for group in self.cfg.groups:  # netifd may have put the allowed IPs elsewhere
+            self.groups.enforce(group, self.groups.states[group.name].active, announce=True)
+        outcomes = self.engine.round(self.peers)
+        for out in outcomes:
             self.apply(out)
+        self.groups.after_round(outcomes)
         self.last_round = {"at": round(self.wall(), 3), "reason": why}
         self.next_resolve = self.clock() + self.cfg.settings.resolve_interval
 
@@ -137,6 +151,7 @@ class Daemon:
             log.error("reload failed, keeping the old configuration: %s", exc)
             return
         self.cfg = cfg
+        self.groups.configure(cfg)
         set_level(cfg.settings.log_level)
         keep = {peer_id(p) for p in self.peers}
         self.states = {k: v for k, v in self.states.items() if k in keep}
@@ -166,7 +181,7 @@ class Daemon:
         s, now = self.cfg.settings, self.clock()
         by_iface = self.engine.dumps(p.interface for p in self.peers)
         dead: list[PeerConfig] = []
-        for peer in self.peers:
+        for peer in self.own_peers():
             dump = by_iface.get(peer.interface)
             pd = None if isinstance(dump, WgError | None) else dump.peers.get(peer.public_key)
             if pd is None:
@@ -181,8 +196,11 @@ class Daemon:
         if dead:
             log.info("no sign of life for %g s: %s", s.dead_after,
                      ", ".join(p.label for p in dead))
-            for out in self.engine.round(dead):
+            outcomes = self.engine.round(dead + self.groups.members_of(map(peer_id, dead)))
+            for out in outcomes:
                 self.apply(out)
+            self.groups.after_round(outcomes)
+        self.groups.tick(by_iface, self.apply)
 
     def failback(self) -> None:
         """Probe better candidates of peers on a fallback; try them after the hold time."""
@@ -282,7 +300,9 @@ class Daemon:
 
     def snapshot(self) -> dict[str, Any]:
         unmanaged = [p for p in self.cfg.peers if not p.managed]
-        return snapshot.build(self.peers, self.states, os.getpid(), unmanaged, self.last_round)
+        return snapshot.build(self.peers, self.states, os.getpid(), unmanaged, self.last_round,
+                              snapshot.groups(self.cfg.groups, self.groups.states,
+                                              self.cfg.peers))
 
     def write_state(self) -> None:
         """Write the state file when it changed; a failure is logged once, not every pass."""

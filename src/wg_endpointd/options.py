@@ -81,7 +81,16 @@ PEER = (
     Option("verify_timeout", "seconds", "As in globals, for this peer."),
 )
 
-SECTIONS = {"globals": GLOBALS, "peer": PEER}
+GROUP = (
+    Option("interface", "text", "The WireGuard interface of the group's peers (required)."),
+    Option("peer", "names", "Public keys of the members, preferred first (two or more)."),
+    Option("allowed_ips", "names",
+           "The allowed IPs that move to the active member; default: those all share."),
+    Option("failback_hold", "seconds",
+           "The preferred member must handshake this long before it gets them back."),
+)
+
+SECTIONS = {"globals": GLOBALS, "peer": PEER, "group": GROUP}
 
 
 def parse_bool(text: str) -> bool | None:

@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from . import groups as gp
 from . import state as st
 from .config import PeerConfig
+from .groupconf import GroupConfig
 from .outcome import PeerId, peer_id
 
 VERSION = 1
@@ -44,9 +46,31 @@ def peer_entry(peer: PeerConfig, s: st.PeerState) -> dict[str, Any]:
     }
 
 
+def groups(configs: Sequence[GroupConfig], states: Mapping[str, gp.GroupState],
+           peers: Sequence[PeerConfig]) -> list[dict[str, Any]]:
+    """`groups[]` of the state file (docs/state-file.md)."""
+    names = {peer_id(p): p.description for p in peers}
+    out = []
+    for group in configs:
+        s = states.get(group.name) or gp.start(group)
+        fo = s.last_failover
+        out.append({
+            "name": group.name, "interface": group.interface, "active": s.active,
+            "allowed_ips": list(group.allowed_ips),
+            "members": [{"public_key": k, "description": names.get((group.interface, k), ""),
+                         "health": s.member(k).health,
+                         "latest_handshake": s.member(k).latest_handshake}
+                        for k in group.members],
+            "last_failover": None if fo is None else {
+                "from": fo.old, "to": fo.new, "reason": fo.reason, "at": fo.at},
+        })
+    return out
+
+
 def build(peers: Sequence[PeerConfig], states: Mapping[PeerId, st.PeerState], pid: int,
           unmanaged: Sequence[PeerConfig] = (),
-          last_round: Mapping[str, object] | None = None) -> dict[str, Any]:
+          last_round: Mapping[str, object] | None = None,
+          group_entries: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
     """The whole file; `written_at` is added by the writer so that equal content is
     not rewritten."""
     entries = [peer_entry(p, states.get(peer_id(p), st.PeerState())) for p in peers]
@@ -55,4 +79,5 @@ def build(peers: Sequence[PeerConfig], states: Mapping[PeerId, st.PeerState], pi
                  "phase": "unmanaged", "endpoint": None, "candidates": [],
                  "last_switch": None} for p in unmanaged]
     return {"version": VERSION, "pid": pid, "peers": entries,
-            "last_round": dict(last_round) if last_round else None}
+            "last_round": dict(last_round) if last_round else None,
+            "groups": [dict(g) for g in group_entries]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import subprocess
 from collections.abc import Callable, Sequence
@@ -138,6 +139,23 @@ class WgClient:
         _check_iface(iface)
         _check_key(key)
         self._call(["set", iface, "peer", key, "endpoint", str(endpoint)])
+
+    def set_allowed_ips(self, iface: str, changes: Sequence[tuple[str, Sequence[str]]]) -> None:
+        """Give peers new allowed IPs in one `wg set`: an allowed IP given to one peer
+        leaves the other at once, in the same transaction (standby groups)."""
+        if not changes:
+            return
+        _check_iface(iface)
+        args = ["set", iface]
+        for key, ips in changes:
+            _check_key(key)
+            for ip in ips:
+                try:
+                    ipaddress.ip_network(ip, strict=False)
+                except ValueError:
+                    raise WgError(f"invalid allowed IP {ip!r}") from None
+            args += ["peer", key, "allowed-ips", ",".join(ips)]
+        self._call(args)
 
     def reset(self, iface: str, resets: Sequence[Reset]) -> None:
         """Re-create peers with new endpoints (see `reset_args`) in one call."""
