@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from . import __version__, signals
 from .config import DEFAULT_PORT, Config, HostSpec, PeerConfig, Settings, default_probe_address
 from .errors import ConfigError, UsageError, WgEndpointdError
 from .validate import is_ifname, is_public_key, parse_hostport, parse_port
+
+if TYPE_CHECKING:
+    from .engine import Engine
+    from .failover import Keeper
+    from .wg import WgClient
 
 EXIT_OK, EXIT_UNFIXED, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger("wg_endpointd")
@@ -157,16 +164,43 @@ def cmd_once(args: argparse.Namespace) -> int:
             raise UsageError(f"{lock}; it manages the peers itself (see `wg-endpointd status`, "
                              "or wake it with SIGUSR1), so `once` does not race it")
     routes = None if args.dry_run or not host_routes else HostRoutes()
-    engine = Engine(WgClient(), IcmpProber(), routes=routes)
+    wg = WgClient()
+    engine = Engine(wg, IcmpProber(), routes=routes)
+    keeper = None if args.host or args.dry_run else _groups(engine, wg, cfg, peers)
+    working: set[tuple[str, str]] = set()
     try:
+        if keeper is not None:
+            keeper.begin_once()
         outcomes = engine.round(peers, dry_run=args.dry_run)
+        if keeper is not None:
+            working = keeper.settle_once(outcomes)
     finally:
         if isinstance(lock, int):
             os.close(lock)
     for out in outcomes:
         line = f"{out.peer.label}: {out.status} {out.endpoint or '(none)'} ({out.detail})"
         (log.info if out.ok else log.warning)("%s", line)
-    return EXIT_OK if all(o.ok for o in outcomes) and not problems else EXIT_UNFIXED
+    fixed = all(o.ok or (o.peer.interface, o.peer.public_key) in working for o in outcomes)
+    return EXIT_OK if fixed and not problems else EXIT_UNFIXED
+
+
+def _groups(engine: Engine, wg: WgClient, cfg: Config, peers: list[PeerConfig]
+            ) -> Keeper | None:
+    """Standby groups whose members are all in this run (`once` hook)."""
+    import random
+    import time
+
+    from .failover import Keeper
+    from .state import PeerState
+
+    chosen = {(p.interface, p.public_key) for p in peers}
+    groups = tuple(g for g in cfg.groups if all((g.interface, k) in chosen for k in g.members))
+    if not groups:
+        return None
+    keeper = Keeper(engine, wg, time.monotonic, time.time, random.random,
+                    lambda _p: PeerState())
+    keeper.configure(dataclasses.replace(cfg, groups=groups))
+    return keeper
 
 
 def load_config(config_dir: str) -> Config:

@@ -282,3 +282,37 @@ class Keeper:
                     state = gp.failback_failed(state, target, group.failback_hold,
                                                self.settings.backoff_max)
             self.states[group.name] = state
+
+    # -- `once` ------------------------------------------------------------------
+
+    def begin_once(self) -> None:
+        """`once` has no memory: the member that holds the allowed IPs is active (the
+        preferred one when none or several do), and it is made the only holder."""
+        for group in self.groups:
+            fresh = self._members(group)
+            active = group.members[0]
+            if not isinstance(fresh, str):
+                found = gp.holders(group, {k: d.allowed_ips for k, d in fresh.items()})
+                active = found[0] if len(found) == 1 else active
+            self.states[group.name] = gp.GroupState(active)
+            self._fault(group, self.enforce(group, active, announce=True))
+
+    def settle_once(self, outcomes: Sequence[Outcome]) -> set[PeerId]:
+        """Fail over as the daemon does, then fail back to the first member ahead of
+        the active one that verified (no hold: `once` cannot watch). Returns the
+        members of groups that end on a working member."""
+        first = {g.name: self.states[g.name].active for g in self.groups}
+        self.after_round(outcomes)
+        by = {peer_id(o.peer): o for o in outcomes}
+        working: set[PeerId] = set()
+        for group in self.groups:
+            state = self.states[group.name]
+            ahead = [k for k in group.members[:group.members.index(state.active)]
+                     if (o := by.get((group.interface, k))) is not None and o.ok]
+            if ahead:
+                state = self.move(group, state, ahead[:1], "it verified")
+            self.states[group.name] = state
+            out = by.get((group.interface, state.active))
+            if state.active != first[group.name] or (out is not None and out.ok):
+                working |= {(group.interface, k) for k in group.members}
+        return working

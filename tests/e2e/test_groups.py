@@ -189,6 +189,10 @@ def test_both_dead_no_flapping_backoff_preferred_stays(lab, tmp_path):
 
 def test_once_fails_over_in_one_round(lab, tmp_path):
     (v6, v4), pair, standby, confdir, run_dir = setup(lab, tmp_path)
+    res, _ = run_cli(lab, "once", "--config-dir", confdir)  # netifd left them on the standby
+    assert res.returncode == 0, res.stderr
+    assert "failback standby -> preferred" in res.stderr
+    assert holds(lab, pair, pair.peer_public) and not holds(lab, pair, standby.public)
     lab.block(v6, "all")
     lab.block(v4, "all")
     res, took = run_cli(lab, "once", "--config-dir", confdir)
