@@ -115,7 +115,7 @@ def test_netifd_recreation_reapplies_active_member(lab, tmp_path):
     with running(lab, confdir, run_dir):
         start_on_preferred(lab, pair, run_dir)
         ip = f"{pair.peer_tunnel_ip}/32"
-        for key, ep in ((pair.peer_public, None), (standby.public, standby.endpoint())):
+        for key in (pair.peer_public, standby.public):  # netifd: ip link del, add, setconf
             lab.router(["wg", "set", pair.router_if, "peer", key, "remove"])
         for key, ep in ((pair.peer_public, "[2001:db8:1::2]:51820"),
                         (standby.public, standby.endpoint())):  # as UCI has them: last wins
