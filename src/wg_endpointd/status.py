@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from typing import Any
 
 from .rundir import RunDir
 
@@ -25,7 +26,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         problem = f"state file unreadable ({exc}); the daemon rebuilds it"
     if args.json:
         print(json.dumps({"running": pid is not None, "pid": pid,
-                                        "peers": data["peers"] if data else []}, indent=1))
+                          "peers": data["peers"] if data else [],
+                          "groups": (data.get("groups") or []) if data else []}, indent=1))
         return 0 if pid is not None else EXIT_NOT_RUNNING
     print(f"wg-endpointd: {f'running, pid {pid}' if pid else 'not running'}")
     if data is None:
@@ -41,4 +43,27 @@ def cmd_status(args: argparse.Namespace) -> int:
         sw = p.get("last_switch")
         if sw:
             print(f"           last switch {sw['from']} -> {sw['to']}: {sw['reason']}")
+    for g in data.get("groups") or []:
+        print_group(g, now)
     return 0 if pid is not None else EXIT_NOT_RUNNING
+
+
+def _ago(now: float, at: object) -> str:
+    return f"{now - at:.0f}s ago" if isinstance(at, (int, float)) else "never"
+
+
+def print_group(g: dict[str, Any], now: float) -> None:
+    """A standby group: its active member, each member's health, the last failover."""
+    names = {m["public_key"]: m.get("description") or m["public_key"][:8]
+             for m in g.get("members", [])}
+    active = g.get("active")
+    print(f"  {g['interface']:<8} group {g['name']}: active {names.get(active, active)}, "
+          f"allowed IPs {', '.join(g.get('allowed_ips', []))}")
+    for m in g.get("members", []):
+        mark = "*" if m["public_key"] == active else " "
+        print(f"         {mark} {names[m['public_key']]:<16} {m.get('health', 'unknown'):<8} "
+              f"handshake {_ago(now, m.get('latest_handshake'))}")
+    fo = g.get("last_failover")
+    if fo:
+        print(f"           last failover {names.get(fo['from'], fo['from'])} -> "
+              f"{names.get(fo['to'], fo['to'])} {_ago(now, fo.get('at'))}: {fo['reason']}")
