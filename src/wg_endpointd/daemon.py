@@ -135,8 +135,7 @@ class Daemon:
     def full_round(self, why: str) -> None:
         (log.info if why == "interface event" else log.debug)(
             "checking %d peer(s): %s", len(self.peers), why)
-        for group in self.cfg.groups:  # netifd may have put the allowed IPs elsewhere
-            self.groups.enforce(group, self.groups.states[group.name].active, announce=True)
+        self.groups.reapply()  # netifd may have put a group's allowed IPs elsewhere
         outcomes = self.engine.round(self.peers)
         for out in outcomes:
             self.apply(out)
