@@ -1,7 +1,8 @@
-"""The OpenWrt packages: ipk format, contents, maintainer scripts, dependencies.
+"""The OpenWrt .ipk packages: format, contents, maintainer scripts, dependencies.
 
 Builds wg-endpointd and python3-icmplib with scripts/build_ipk.py (no SDK)
-and checks them the way opkg and OpenWrt's own tools would see them.
+and checks them the way opkg and OpenWrt's own tools would see them. The
+.apk side is in test_apk.py, scripts and upgrades in test_pkg_scripts.py.
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ from pathlib import Path
 
 import pytest
 
-from scripts import build_ipk, openwrt_py_split
+from scripts import build_ipk, openwrt_py_split, pkgfiles, pkgspec
 
 REPO = Path(__file__).resolve().parent.parent
 BUILD = [sys.executable, str(REPO / "scripts/build_ipk.py")]
 OUTER = ["./debian-binary", "./data.tar.gz", "./control.tar.gz"]
+WG_MAKEFILE = "openwrt/net/wg-endpointd/Makefile"
+ICMPLIB_MAKEFILE = "openwrt/lang/python3-icmplib/Makefile"
 REQUIRED_FIELDS = ["Package", "Version", "Depends", "Source", "License", "Section",
                    "Architecture", "Installed-Size", "Description"]
 
@@ -39,39 +42,6 @@ OPENWRT_POSTINST = (
 OPENWRT_PRERM = (
     "#!/bin/sh\n[ -s ${IPKG_INSTROOT}/lib/functions.sh ] || exit 0\n"
     ". ${IPKG_INSTROOT}/lib/functions.sh\ndefault_prerm $0 $@\n")
-
-# Stand-in for base-files' /lib/functions.sh: how default_postinst and
-# default_prerm treat the package's init scripts (listed in <pkg>.list).
-FUNCTIONS_SH = r"""
-_initscripts() {
-	grep -s '^/etc/init.d/' "${IPKG_INSTROOT}/usr/lib/opkg/info/$(basename "${1%.*}").list"
-}
-default_postinst() {
-	echo "default_postinst $*" >> "${IPKG_INSTROOT}/calls"
-	for i in $(_initscripts "$1"); do
-		if [ -n "${IPKG_INSTROOT}" ]; then
-			sh "${IPKG_INSTROOT}/etc/rc.common" "${IPKG_INSTROOT}$i" enable
-		else
-			[ "$PKG_UPGRADE" = "1" ] || "$i" enable
-			"$i" start
-		fi
-	done
-}
-default_prerm() {
-	echo "default_prerm $*" >> "${IPKG_INSTROOT}/calls"
-	for i in $(_initscripts "$1"); do
-		if [ -n "${IPKG_INSTROOT}" ]; then
-			sh "${IPKG_INSTROOT}/etc/rc.common" "${IPKG_INSTROOT}$i" disable
-		else
-			[ "$PKG_UPGRADE" = "1" ] || "$i" disable
-			"$i" stop
-		fi
-	done
-}
-"""
-# Stand-in for /etc/rc.common: records "<init script> <action>".
-RC_COMMON = '#!/bin/sh\necho "rc.common ${1#${IPKG_INSTROOT}} $2" >> "${IPKG_INSTROOT}/calls"\n'
-
 
 @pytest.fixture(scope="module")
 def ipks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
@@ -125,9 +95,9 @@ def data_members(ipk: Path) -> dict[str, tarfile.TarInfo]:
 
 
 def test_file_names_carry_version_and_arch(ipks: dict[str, Path]) -> None:
-    version = build_ipk.read_version(REPO)
-    assert ipks["wg-endpointd"].name == f"wg-endpointd_{version}-1_all.ipk"
-    assert ipks["python3-icmplib"].name == "python3-icmplib_3.0.4-1_all.ipk"
+    version = pkgspec.read_version(REPO)
+    assert ipks["wg-endpointd"].name == f"wg-endpointd_{version}-r1_all.ipk"
+    assert ipks["python3-icmplib"].name == "python3-icmplib_3.0.4-r1_all.ipk"
 
 
 @pytest.mark.parametrize("name", ["wg-endpointd", "python3-icmplib"])
@@ -144,9 +114,12 @@ def test_outer_archive_is_what_ipkg_build_writes(ipks: dict[str, Path], name: st
     assert (tmp_path / "debian-binary").read_text() == "2.0\n"
     control = subprocess.run(["tar", "-tzf", str(tmp_path / "control.tar.gz")],
                              capture_output=True, text=True, check=True).stdout.split()
-    expected = ["./", "./control", "./postinst", "./prerm"]
-    if name == "wg-endpointd":
-        expected.insert(1, "./conffiles")
+    expected = {
+        "wg-endpointd": ["./", "./conffiles", "./control", "./postinst", "./postinst-pkg",
+                         "./prerm"],
+        "python3-icmplib": ["./", "./control", "./postinst", "./postinst-pkg", "./prerm",
+                            "./prerm-pkg"],
+    }[name]
     assert control == expected
     with tarfile.open(ipks[name], "r:gz") as outer:
         assert all(m.uid == 0 and m.gid == 0 for m in outer.getmembers())
@@ -192,7 +165,7 @@ def test_wg_endpointd_control(ipks: dict[str, Path]) -> None:
     fields = control_fields(ipks["wg-endpointd"])
     assert [k for k in REQUIRED_FIELDS if k not in fields] == []
     assert fields["Package"] == "wg-endpointd"
-    assert fields["Version"] == f"{build_ipk.read_version(REPO)}-1"
+    assert fields["Version"] == f"{pkgspec.read_version(REPO)}-r1"
     assert fields["Architecture"] == "all"
     assert fields["Section"] == "net"
     assert fields["License"] == "GPL-2.0-only"
@@ -207,7 +180,7 @@ def test_python3_icmplib_control(ipks: dict[str, Path]) -> None:
     fields = control_fields(ipks["python3-icmplib"])
     assert [k for k in REQUIRED_FIELDS if k not in fields] == []
     assert fields["Package"] == "python3-icmplib"
-    assert fields["Version"] == "3.0.4-1"
+    assert fields["Version"] == "3.0.4-r1"
     assert fields["Architecture"] == "all"
     assert fields["Section"] == "lang"
     assert fields["License"] == "LGPL-3.0-or-later"
@@ -235,23 +208,50 @@ def test_maintainer_scripts_are_openwrts_defaults(ipks: dict[str, Path], name: s
     assert control["prerm"].decode() == OPENWRT_PRERM
 
 
-def test_feed_makefiles_agree_with_the_code() -> None:
-    """PKG_VERSION/PKG_RELEASE are valid for opkg and apk and match __version__."""
+def test_version_is_written_once() -> None:
+    """__version__ is the only place: pyproject and the feed Makefile read it."""
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
-    wg = build_ipk.read_feed_package(REPO, build_ipk.WG_MAKEFILE)
-    icmp = build_ipk.read_feed_package(REPO, build_ipk.ICMPLIB_MAKEFILE)
-    assert wg.pkg_version == build_ipk.read_version(REPO) == pyproject["project"]["version"]
-    for pkg in (wg, icmp):
-        assert re.fullmatch(r"\d+\.\d+\.\d+", pkg.pkg_version)
-        assert re.fullmatch(r"[1-9]\d*", pkg.pkg_release)
+    assert "version" not in pyproject["project"]
+    assert "version" in pyproject["project"]["dynamic"]
+    assert pyproject["tool"]["setuptools"]["dynamic"]["version"] == {
+        "attr": "wg_endpointd.__version__"}
+    variables, _ = pkgspec.parse_makefile(REPO / WG_MAKEFILE)
+    assert variables["PKG_VERSION"].startswith(pkgspec.VERSION_FROM_CODE)
+    for makefile in (WG_MAKEFILE, ICMPLIB_MAKEFILE):
+        text = (REPO / makefile).read_text()
+        assert not re.search(r"^PKG_VERSION:=\d", text, re.M) or makefile == ICMPLIB_MAKEFILE
+        assert re.search(r"^PKG_RELEASE:=[1-9]\d*$", text, re.M), makefile
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
+def test_makefile_version_line_reads_the_code(tmp_path: Path) -> None:
+    """GNU make, given the Makefile's PKG_VERSION line, prints __version__."""
+    line = next(x for x in (REPO / WG_MAKEFILE).read_text().splitlines()
+                if x.startswith("PKG_VERSION:="))
+    probe = tmp_path / "probe.mk"
+    for version in ("0.1.0", "7.12.3"):
+        init = tmp_path / "src/wg_endpointd/__init__.py"
+        init.parent.mkdir(parents=True, exist_ok=True)
+        init.write_text(f'"""x"""\n\n__version__ = "{version}"\n')
+        probe.write_text(f"WG_ENDPOINTD_TOP:={tmp_path}\n{line}\nall:\n\t@echo $(PKG_VERSION)\n")
+        out = subprocess.run(["make", "-s", "-f", str(probe)], capture_output=True, text=True,
+                             timeout=30, check=True).stdout.strip()
+        assert out == version == pkgspec.read_version(tmp_path)
+
+
+def test_feed_makefiles_are_valid_for_opkg_and_apk() -> None:
+    (wg,) = pkgfiles.packages(REPO, specs=pkgfiles.SPECS[:1])
+    variables, _ = pkgspec.parse_makefile(REPO / ICMPLIB_MAKEFILE)
+    assert pkgspec.pkg_version(REPO, variables, REPO / ICMPLIB_MAKEFILE) == ("3.0.4", "1")
+    assert wg.version == f"{pkgspec.read_version(REPO)}-r1"
     assert wg.conffiles == ("/etc/config/wg-endpointd",)
-    assert icmp.variables["PYPI_NAME"] == "icmplib"
-    assert re.fullmatch(r"[0-9a-f]{64}", icmp.variables["PKG_HASH"])
+    assert variables["PYPI_NAME"] == "icmplib"
+    assert re.fullmatch(r"[0-9a-f]{64}", variables["PKG_HASH"])
 
 
 def test_feed_makefile_installs_every_router_file_directory() -> None:
     """A new folder under files/ must reach the SDK package too, not only `make ipk`."""
-    makefile = (REPO / build_ipk.WG_MAKEFILE).read_text()
+    makefile = (REPO / WG_MAKEFILE).read_text()
     folders = {str(p.parent.relative_to(REPO)) for p in (REPO / "files").rglob("*")
                if p.is_file()}
     assert [f for f in sorted(folders) if f"$(PKG_BUILD_DIR)/{f}" not in makefile] == []
@@ -281,12 +281,12 @@ def test_wg_endpointd_data_layout(ipks: dict[str, Path]) -> None:
     assert all(m.uid == 0 and m.gid == 0 for m in members.values())
 
 
-def test_icmplib_is_installed_once_and_linked_for_each_python(ipks: dict[str, Path]) -> None:
+def test_icmplib_is_installed_once_without_links(ipks: dict[str, Path]) -> None:
+    """opkg cannot remove links to directories, nor should trees for absent Pythons ship."""
     members = data_members(ipks["python3-icmplib"])
     assert "usr/lib/python3-icmplib/icmplib/__init__.py" in members
-    for minor in ("3.11", "3.13", "3.14"):
-        link = members[f"usr/lib/python{minor}/site-packages/icmplib"]
-        assert link.issym() and link.linkname == "../../python3-icmplib/icmplib"
+    assert not [n for n, m in members.items() if m.issym() or m.islnk()]
+    assert not [n for n in members if re.match(r"usr/lib/python3\.\d+", n)]
     assert not [n for n in members if n.endswith(".pyc")]
 
 
@@ -362,113 +362,6 @@ def test_launcher_imports_the_installed_copies(root: Path, tmp_path: Path) -> No
     wg_file, icmp_file = result.stdout.split("@@")[1].split()
     assert Path(wg_file).is_relative_to(root / "usr/lib/wg-endpointd")
     assert Path(icmp_file).is_relative_to(root / "usr/lib/python3-icmplib")
-
-
-def test_icmplib_is_importable_through_site_packages(root: Path, tmp_path: Path) -> None:
-    minor = f"{sys.version_info.major}.{sys.version_info.minor}"
-    site = root / f"usr/lib/python{minor}/site-packages"
-    if minor not in build_ipk.PYTHON_MINORS:
-        pytest.skip(f"no OpenWrt release ships Python {minor}")
-    code = (f"import sys; sys.path.insert(0, {str(site)!r}); "
-            "import icmplib; print(icmplib.__version__, icmplib.__file__)")
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
-                            text=True, check=True)
-    version, where = result.stdout.split()
-    assert version == "3.0.4"
-    assert Path(where).is_relative_to(site)
-
-
-# -- maintainer scripts -----------------------------------------------------
-
-
-def _run(script: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["sh", str(script), *args], env={"PATH": os.environ["PATH"], **env},
-                          capture_output=True, text=True, timeout=30, check=False)
-
-
-def _fake_router(root: Path, ipk: Path) -> Path:
-    build_ipk.extract_into(ipk, root, opkg_info=True)
-    (root / "lib").mkdir(exist_ok=True)
-    (root / "lib/functions.sh").write_text(FUNCTIONS_SH)
-    (root / "etc/rc.common").write_text(RC_COMMON)
-    return root / "usr/lib/opkg/info/wg-endpointd.postinst"
-
-
-def test_postinst_without_functions_sh_exits_quietly(ipks: dict[str, Path],
-                                                     tmp_path: Path) -> None:
-    build_ipk.extract_into(ipks["wg-endpointd"], tmp_path, opkg_info=True)
-    info = tmp_path / "usr/lib/opkg/info"
-    for script in ("wg-endpointd.postinst", "wg-endpointd.prerm"):
-        result = _run(info / script, env={"IPKG_INSTROOT": str(tmp_path)})
-        assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
-
-
-def test_postinst_honours_ipkg_no_script(ipks: dict[str, Path], tmp_path: Path) -> None:
-    postinst = _fake_router(tmp_path, ipks["wg-endpointd"])
-    result = _run(postinst, env={"IPKG_INSTROOT": str(tmp_path), "IPKG_NO_SCRIPT": "1"})
-    assert result.returncode == 0
-    assert not (tmp_path / "calls").exists()
-
-
-def test_image_build_only_enables_the_service(ipks: dict[str, Path], tmp_path: Path) -> None:
-    """With IPKG_INSTROOT set nothing runs; the init script is only enabled in the image."""
-    postinst = _fake_router(tmp_path, ipks["wg-endpointd"])
-    result = _run(postinst, "configure", env={"IPKG_INSTROOT": str(tmp_path)})
-    assert result.returncode == 0, result.stderr
-    assert (tmp_path / "calls").read_text().splitlines() == [
-        f"default_postinst {postinst} configure",
-        "rc.common /etc/init.d/wg-endpointd enable",
-    ]
-
-
-def _busybox_chroot(root: Path) -> str:
-    """Make `root` usable with chroot (busybox as /bin/sh); return the chroot command."""
-    busybox, chroot = shutil.which("busybox"), shutil.which("chroot")
-    if busybox is None or chroot is None or os.geteuid() != 0:
-        pytest.skip("needs root, chroot and busybox")
-    (root / "bin").mkdir(exist_ok=True)
-    shutil.copy(busybox, root / "bin/busybox")
-    ldd = subprocess.run(["ldd", busybox], capture_output=True, text=True, check=False).stdout
-    for lib in re.findall(r"(/\S+) \(0x", ldd):
-        (root / lib.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(lib, root / lib.lstrip("/"))
-    result = subprocess.run([chroot, str(root), "/bin/busybox", "--install", "-s", "/bin"],
-                            capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        pytest.skip(f"chroot not possible here: {result.stderr.strip()}")
-    return chroot
-
-
-def _in_chroot(chroot: str, root: Path, script: str, *args: str, **env: str) -> str:
-    result = subprocess.run([chroot, str(root), "/bin/sh", script, *args],
-                            env={"PATH": "/bin", **env}, capture_output=True, text=True,
-                            timeout=30, check=False)
-    assert result.returncode == 0, result.stderr
-    calls = root / "calls"
-    text = calls.read_text() if calls.exists() else ""
-    calls.unlink(missing_ok=True)
-    return text
-
-
-def test_live_install_enables_and_starts_and_removal_stops(ipks: dict[str, Path],
-                                                           tmp_path: Path) -> None:
-    _fake_router(tmp_path, ipks["wg-endpointd"])
-    chroot = _busybox_chroot(tmp_path)
-    info = "/usr/lib/opkg/info"
-    assert _in_chroot(chroot, tmp_path, f"{info}/wg-endpointd.postinst", "configure").splitlines() == [
-        f"default_postinst {info}/wg-endpointd.postinst configure",
-        "rc.common /etc/init.d/wg-endpointd enable",
-        "rc.common /etc/init.d/wg-endpointd start",
-    ]
-    # opkg sets PKG_UPGRADE=1 on upgrades: keep the user's enable/disable choice.
-    assert _in_chroot(chroot, tmp_path, f"{info}/wg-endpointd.postinst", "configure",
-                      PKG_UPGRADE="1").splitlines()[1:] == [
-        "rc.common /etc/init.d/wg-endpointd start"]
-    assert _in_chroot(chroot, tmp_path, f"{info}/wg-endpointd.prerm", "remove").splitlines() == [
-        f"default_prerm {info}/wg-endpointd.prerm remove",
-        "rc.common /etc/init.d/wg-endpointd disable",
-        "rc.common /etc/init.d/wg-endpointd stop",
-    ]
 
 
 # -- uci-defaults migration -------------------------------------------------
