@@ -83,7 +83,7 @@ class AdbWriter:
         """Return a UTF-8 string blob (null for "")."""
         return self.blob(value.encode())
 
-    def int(self, value: int) -> int:
+    def integer(self, value: int) -> int:
         """Return an integer value: immediate below 2**28, else a stored u32."""
         if value < 0 or value > 0xFFFFFFFF:
             raise AdbError(f"integer {value} out of range")

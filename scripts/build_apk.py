@@ -104,14 +104,14 @@ def pkginfo(w: adb.AdbWriter, pkg: Package, installed_size: int, hashes: int,
         PI_HASHES: hashes, PI_DESCRIPTION: w.text(one_line(pkg.description)),
         PI_ARCH: w.text("noarch" if pkg.arch == "all" else pkg.arch),
         PI_LICENSE: w.text(pkg.license), PI_ORIGIN: w.text(pkg.source),
-        PI_URL: w.text(pkg.url), PI_INSTALLED_SIZE: w.int(installed_size),
-        PI_FILE_SIZE: w.int(file_size) if file_size else adb.NULL,
+        PI_URL: w.text(pkg.url), PI_INSTALLED_SIZE: w.integer(installed_size),
+        PI_FILE_SIZE: w.integer(file_size) if file_size else adb.NULL,
         PI_DEPENDS: w.array(deps),
     })
 
 
 def _acl(w: adb.AdbWriter, mode: int) -> int:
-    return w.object({ACL_MODE: w.int(mode & 0o7777), ACL_USER: w.text("root"),
+    return w.object({ACL_MODE: w.integer(mode & 0o7777), ACL_USER: w.text("root"),
                      ACL_GROUP: w.text("root")})
 
 
@@ -120,11 +120,12 @@ def _file(w: adb.AdbWriter, entry: Entry, epoch: int) -> int:
     if entry.kind == "symlink":
         target = struct.pack("<H", stat.S_IFLNK) + entry.target.encode()
         return w.object({FI_NAME: name, FI_ACL: _acl(w, 0o777),
-                         FI_SIZE: w.int(len(entry.target.encode())), FI_MTIME: w.int(epoch),
+                         FI_SIZE: w.integer(len(entry.target.encode())), FI_MTIME: w.integer(epoch),
                          FI_TARGET: w.blob(target)})
     digest = hashlib.sha256(entry.data).digest()
-    return w.object({FI_NAME: name, FI_ACL: _acl(w, entry.mode), FI_SIZE: w.int(len(entry.data)),
-                     FI_MTIME: w.int(epoch), FI_HASHES: w.blob(digest)})
+    return w.object({FI_NAME: name, FI_ACL: _acl(w, entry.mode),
+                     FI_SIZE: w.integer(len(entry.data)), FI_MTIME: w.integer(epoch),
+                     FI_HASHES: w.blob(digest)})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

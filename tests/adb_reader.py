@@ -91,7 +91,7 @@ class _Values:
         n = int.from_bytes(self._at(off, width, width), "little")
         return self._at(off + width, n, 1)
 
-    def int(self, v: int) -> int | None:
+    def number(self, v: int) -> int | None:
         kind, off = v & 0xF0000000, v & 0x0FFFFFFF
         if v == 0:
             return None
@@ -132,14 +132,14 @@ class _Values:
     # Schema-aware decoders (apk_adb.c).
     def dependency(self, v: int) -> dict[str, Any]:
         return self.obj(v, DEPENDENCY, {"name": self.text, "version": self.text,
-                                        "match": self.int})
+                                        "match": self.number})
 
     def text(self, v: int) -> str:
         b = self.blob(v)
         return "" if b is None else b.decode()
 
     def pkginfo(self, v: int) -> dict[str, Any]:
-        ints = {k: self.int for k in ("build-time", "installed-size", "file-size",
+        ints = {k: self.number for k in ("build-time", "installed-size", "file-size",
                                       "provider-priority", "layer")}
         deps = {k: (lambda x: self.arr(x, self.dependency))
                 for k in ("depends", "provides", "replaces", "install-if", "recommends")}
@@ -148,11 +148,11 @@ class _Values:
         return self.obj(v, PKGINFO, {**ints, **deps, **texts})
 
     def acl(self, v: int) -> dict[str, Any]:
-        return self.obj(v, ACL, {"mode": self.int, "user": self.text, "group": self.text})
+        return self.obj(v, ACL, {"mode": self.number, "user": self.text, "group": self.text})
 
     def file(self, v: int) -> dict[str, Any]:
-        return self.obj(v, FILE, {"name": self.text, "acl": self.acl, "size": self.int,
-                                  "mtime": self.int})
+        return self.obj(v, FILE, {"name": self.text, "acl": self.acl, "size": self.number,
+                                  "mtime": self.number})
 
     def dir(self, v: int) -> dict[str, Any]:
         return self.obj(v, DIR, {"name": self.text, "acl": self.acl,

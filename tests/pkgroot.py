@@ -182,7 +182,9 @@ class Opkg:
                 self.router.write(rel + self.suffix, mode, data)
             else:
                 self.router.write(rel, mode, data)
-        for rel in set(old.files) - set(new.files) if old else set():
+        dropped = old.files.keys() - new.files.keys() if old else set()
+        for rel in dropped:
+            assert old is not None
             if not (rel in old.conffiles and self.router.modified(rel, old.files[rel][1])):
                 (self.router.root / rel).unlink(missing_ok=True)
         listing = "".join(f"/{p}\n" for p in sorted(new.files))
