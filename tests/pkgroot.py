@@ -24,6 +24,7 @@ import io
 import os
 import re
 import shutil
+import stat
 import subprocess
 import tarfile
 from pathlib import Path
@@ -95,6 +96,9 @@ class Router:
         for d in ("bin", "sbin", "lib", "etc/rc.d", "etc/config", "tmp", "var/run/procd-stub",
                   "usr/lib/python3.11/site-packages", "usr/lib/opkg/info"):
             (root / d).mkdir(parents=True, exist_ok=True)
+        (root / "usr/lib/python3.11/os.pyc").write_bytes(b"")  # the router's Python 3.11
+        (root / "dev").mkdir()
+        os.mknod(root / "dev/null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
         shutil.copy(busybox, root / "bin/busybox")
         ldd = subprocess.run(["ldd", busybox], capture_output=True, text=True,
                              check=False, timeout=30).stdout

@@ -62,6 +62,7 @@ def _image_root(tmp_path: Path) -> Path:
     root = tmp_path / "img"
     for d in ("lib", "etc/rc.d", "usr/lib/python3.11/site-packages", "usr/lib/opkg/info"):
         (root / d).mkdir(parents=True)
+    (root / "usr/lib/python3.11/os.pyc").write_bytes(b"")  # the image's Python 3.11
     shutil.copy(STUBS / "functions.sh", root / "lib/functions.sh")
     shutil.copy(STUBS / "rc.common", root / "etc/rc.common")
     return root
@@ -206,6 +207,23 @@ def test_removal_leaves_only_the_edited_config(builds: dict[str, dict[str, Path]
                 and not p.startswith("bin/")]
     if fmt == "apk":  # apk removes the directories it created; opkg never records them
         assert {p for p in router.paths() - router.base if (router.root / p).is_dir()} == set()
+
+
+@pytest.mark.parametrize("fmt", ["ipk", "apk"])
+def test_upgrade_drops_the_links_of_older_builds(builds: dict[str, dict[str, Path]],
+                                                 tmp_path: Path, fmt: str) -> None:
+    """Builds before 3.0.4-r1 linked icmplib into site-packages of three Pythons."""
+    router, manager = _router(tmp_path, fmt)
+    manager.install(builds[f"old-{fmt}"]["python3-icmplib"])
+    for minor in ("3.11", "3.13", "3.14"):
+        site = router.root / f"usr/lib/python{minor}/site-packages"
+        site.mkdir(parents=True, exist_ok=True)
+        (site / "icmplib").symlink_to("../../python3-icmplib/icmplib")
+    manager.install(builds[f"new-{fmt}"]["python3-icmplib"])
+    assert sorted(p.name for p in (router.root / "usr/lib").iterdir()) == [
+        "opkg", "python3-icmplib", "python3.11"]
+    assert sorted(p.name for p in (router.root / "usr/lib/python3.11/site-packages").iterdir()
+                  ) == ["icmplib.pth"]
 
 
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed")
