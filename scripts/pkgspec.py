@@ -35,12 +35,15 @@ class BuildError(Exception):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Entry:
-    """One installed path: a file or a symlink (directories are implied)."""
+    """One installed path: a file or a symlink; parent directories are implied.
+
+    build_ipk.py also uses kind "dir" for the directory members of its tars.
+    """
 
     path: str  # relative to /, no leading "./" or "/"
     mode: int
     data: bytes = b""
-    kind: str = "file"  # "file" or "symlink"
+    kind: str = "file"  # "file", "symlink" (or "dir", see above)
     target: str = ""  # for symlinks
 
 

@@ -113,6 +113,19 @@ def test_unique_id_is_the_digest_of_the_adb_block(apks: dict[str, Path]) -> None
         assert hashlib.sha256(zeroed).digest()[:20] == uid
 
 
+def test_arrays_are_sorted_as_apk_adb_c_sorts_them(apks: dict[str, Path]) -> None:
+    """Paths, files and dependencies are sorted by name bytes (apk_blob_sort), deps unique."""
+    for path in apks.values():
+        root = parsed(path).root
+        dirs = [d.get("name", "").encode() for d in root["paths"]]
+        assert dirs == sorted(dirs) and dirs[0] == b""  # the root node comes first
+        for d in root["paths"]:
+            names = [f["name"].encode() for f in d.get("files", [])]
+            assert names == sorted(names)
+        deps = [d["name"].encode() for d in root["info"]["depends"]]
+        assert deps == sorted(set(deps))
+
+
 # -- paths ----------------------------------------------------------------------
 
 
