@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 need=""
 for tool in wireguard-go:wireguard-go wg:wireguard-tools dnsmasq:dnsmasq-base nft:nftables \
             iptables:iptables ip:iproute2 ping:iputils-ping busybox:busybox shellcheck:shellcheck \
-            pgrep:procps; do
+            pgrep:procps node:nodejs; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || need="$need ${tool#*:}"
 done
 if [ -n "$need" ]; then

@@ -172,8 +172,16 @@ def test_split_tunnel_needs_no_routes():
 def test_stop_during_verification_restores_the_original():
     wg = FakeWg({"wg0": {K1: dump()}}, working=set())
     eng, _ = engine(wg, FakeProber({}))
-    calls = []
-    eng.stopping = lambda: calls.append(1) or len(calls) > 3
+    eng.stopping = lambda: bool(wg.resets)  # SIGTERM once the first trial is under way
     [out] = eng.round([peer(verify_timeout=5.0)])
-    assert out.status == "failed" and "interrupted" in out.detail
+    assert out.status == "interrupted" and "restored" in out.detail
+    assert len(wg.resets) == 2  # the trial, then the original put back
     assert wg.ifaces["wg0"][K1].endpoint == V6
+
+
+def test_stop_before_switching_changes_nothing():
+    wg = FakeWg({"wg0": {K1: dump()}}, working=set())
+    eng, _ = engine(wg, FakeProber({}))
+    eng.stopping = lambda: True
+    [out] = eng.round([peer(verify_timeout=5.0)])
+    assert out.status == "interrupted" and wg.resets == []

@@ -94,18 +94,33 @@ def test_status_reports_not_running_and_corrupt_state(fs, capsys, monkeypatch):
     assert "unreadable" in err and "Traceback" not in err
 
 
-def test_status_table_and_json(fs, capsys, monkeypatch):
-    monkeypatch.setenv("WG_ENDPOINTD_RUN_DIR", "/run/wge")
-    fs.create_file("/run/wge/wg-endpointd.pid", contents=f"{os.getpid()}\n")
+def test_status_table_and_json(tmp_path, capsys, monkeypatch):
+    """Real files: `status` asks the kernel whether the daemon's lock is held (flock)."""
+    run = tmp_path / "run"
+    monkeypatch.setenv("WG_ENDPOINTD_RUN_DIR", str(run))
+    lock = RunDir(str(run)).acquire("run")  # what a running daemon holds
     peer = {"interface": "wg0", "public_key": K1, "description": "office", "phase": "fallback",
             "endpoint": "192.0.2.2:51820", "last_verified": 1.0, "candidates": [],
             "last_switch": {"from": "[2001:db8::2]:51820", "to": "192.0.2.2:51820",
                             "reason": "verified in 0.02 s", "at": 1.0}}
-    fs.create_file("/run/wge/state.json", contents=json.dumps({"version": 1, "peers": [peer]}))
+    (run / "state.json").write_text(json.dumps({"version": 1, "peers": [peer]}))
     assert cli.main(["status"]) == 0
     out = capsys.readouterr().out
     assert "running, pid" in out and "office" in out and "fallback" in out
     assert "[2001:db8::2]:51820 -> 192.0.2.2:51820" in out
     assert cli.main(["status", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["running"] and data["peers"][0]["endpoint"] == "192.0.2.2:51820"
+    assert data["running"] and data["pid"] == os.getpid()
+    assert data["peers"][0]["endpoint"] == "192.0.2.2:51820"
+    os.close(lock)
+    assert cli.main(["status"]) == 3  # lock released: not running, whatever the pid file says
+
+
+def test_status_not_running_for_a_reused_pid(tmp_path, capsys, monkeypatch):
+    """A stale pid file naming a live, unrelated process (here: this test) is not a daemon."""
+    run = tmp_path / "run"
+    run.mkdir()
+    monkeypatch.setenv("WG_ENDPOINTD_RUN_DIR", str(run))
+    (run / "wg-endpointd.pid").write_text(f"{os.getpid()}\n")
+    assert cli.main(["status"]) == 3
+    assert "not running" in capsys.readouterr().out

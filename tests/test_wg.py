@@ -57,15 +57,14 @@ def _peer(key=K1, psk=None, keepalive=None):
                     0, 0, 0, keepalive, psk)
 
 
-def test_reset_args_restore_every_attribute():
-    add, restore, psks = reset_args([Reset(_peer(psk="S" * 43 + "="), Endpoint("2001:db8::9", 7)),
-                                     Reset(_peer(K2, keepalive=15), Endpoint("192.0.2.9", 8))])
-    assert add == ["peer", K1, "remove", "peer", K1, "preshared-key", "@PSK0",
-                   "endpoint", "[2001:db8::9]:7", "allowed-ips", "198.51.100.1/32,2001:db8::/64",
-                   "persistent-keepalive", "25",
-                   "peer", K2, "remove", "peer", K2, "endpoint", "192.0.2.9:8",
-                   "allowed-ips", "198.51.100.1/32,2001:db8::/64", "persistent-keepalive", "15"]
-    assert restore == ["peer", K1, "persistent-keepalive", "off"]
+def test_reset_args_restore_every_attribute_in_one_call():
+    args, psks = reset_args([Reset(_peer(psk="S" * 43 + "="), Endpoint("2001:db8::9", 7)),
+                             Reset(_peer(K2, keepalive=15), Endpoint("192.0.2.9", 8))])
+    assert args == ["peer", K1, "remove", "peer", K1, "preshared-key", "@PSK0",
+                    "endpoint", "[2001:db8::9]:7", "allowed-ips", "198.51.100.1/32,2001:db8::/64",
+                    "persistent-keepalive", "25", "peer", K1, "persistent-keepalive", "off",
+                    "peer", K2, "remove", "peer", K2, "endpoint", "192.0.2.9:8",
+                    "allowed-ips", "198.51.100.1/32,2001:db8::/64", "persistent-keepalive", "15"]
     assert psks == ["S" * 43 + "="]
 
 
@@ -100,7 +99,8 @@ def test_client_passes_psk_through_a_pipe_not_argv():
     assert psk not in " ".join(argv)
     assert read == [psk + "\n"]
     assert any(a.startswith("/dev/fd/") for a in argv)
-    assert rec.calls[1][0] == ["wg", "set", "wg0", "peer", K1, "persistent-keepalive", "off"]
+    assert len(rec.calls) == 1  # one `wg set`: nothing half-applied if we are killed
+    assert argv[-4:] == ["peer", K1, "persistent-keepalive", "off"]
 
 
 @pytest.mark.parametrize("exc,msg", [
@@ -123,3 +123,25 @@ def test_values_that_could_be_options_never_reach_wg(iface, key):
     with pytest.raises(WgError):
         WgClient(run=rec).set_endpoint(iface, key, Endpoint("192.0.2.1", 1))
     assert rec.calls == []
+
+
+def test_hanging_wg_is_killed_with_its_children(tmp_path):
+    """A `wg` that forks and hangs: the timeout kills the whole process group."""
+    pidfile = tmp_path / "child.pid"
+    fake = tmp_path / "wg"
+    fake.write_text(f"#!/bin/sh\nsleep 60 &\necho $! > {pidfile}\nwait\n")
+    fake.chmod(0o755)
+    with pytest.raises(WgError, match="timed out"):
+        WgClient(wg_path=str(fake), timeout=0.5).show("wg0")
+    child = int(pidfile.read_text())
+    for _ in range(100):  # bounded: the kill is immediate, reaping may lag a little
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        if Path(f"/proc/{child}/stat").read_text().split(") ")[1].startswith("Z"):
+            break
+        import time
+        time.sleep(0.02)
+    else:
+        pytest.fail(f"child {child} of the hung wg survived")

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 
-from . import __version__
+from . import __version__, signals
 from .config import DEFAULT_PORT, Config, HostSpec, PeerConfig, Settings, default_probe_address
 from .errors import ConfigError, UsageError, WgEndpointdError
 from .validate import is_ifname, is_public_key, parse_hostport, parse_port
@@ -42,11 +43,33 @@ def _parser() -> argparse.ArgumentParser:
     return top
 
 
-def _setup_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+class _Below(logging.Filter):
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < self.level
+
+
+def setup_logging(level: str, daemon: bool = False) -> None:
+    """Log lines to stderr; for the daemon off a terminal, info and debug go to stdout.
+
+    procd hands a service's stdout to logd at priority info and its stderr at
+    err (procd service/instance.c, instance_stdio with LOG_INFO / LOG_ERR), so
+    this split gives `logread` the right priority for every line.
+    """
+    fmt = logging.Formatter("%(levelname)s: %(message)s")
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if daemon and not sys.stderr.isatty():
+        low = logging.StreamHandler(sys.stdout)
+        low.addFilter(_Below(logging.WARNING))
+        handlers[0].setLevel(logging.WARNING)
+        handlers.append(low)
+    for handler in handlers:
+        handler.setFormatter(fmt)
     root = logging.getLogger("wg_endpointd")
-    root.handlers[:] = [handler]
+    root.handlers[:] = handlers
     root.setLevel(level.upper())
     root.propagate = False
 
@@ -116,15 +139,28 @@ def cmd_once(args: argparse.Namespace) -> int:
         problems, level = cfg.problems, cfg.settings.log_level
         host_routes = cfg.settings.host_routes
         peers = _select(cfg, args)
-    _setup_logging("debug" if args.verbose else level)
+    setup_logging("debug" if args.verbose else level)
     for problem in problems:
         log.warning("%s", problem)
     if not peers:
         log.warning("no managed peers")
         return EXIT_UNFIXED if problems else EXIT_OK
+    lock = None
+    if not args.dry_run:
+        from .rundir import RunDir
+        from .service import lock_run_dir
+
+        lock = lock_run_dir(RunDir(), "once")
+        if isinstance(lock, str):
+            raise UsageError(f"{lock}; it manages the peers itself (see `wg-endpointd status`, "
+                             "or wake it with SIGUSR1), so `once` does not race it")
     routes = None if args.dry_run or not host_routes else HostRoutes()
     engine = Engine(WgClient(), IcmpProber(), routes=routes)
-    outcomes = engine.round(peers, dry_run=args.dry_run)
+    try:
+        outcomes = engine.round(peers, dry_run=args.dry_run)
+    finally:
+        if isinstance(lock, int):
+            os.close(lock)
     for out in outcomes:
         line = f"{out.peer.label}: {out.status} {out.endpoint or '(none)'} ({out.detail})"
         (log.info if out.ok else log.warning)("%s", line)
@@ -168,7 +204,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 def _command(name: str) -> Callable[[argparse.Namespace], int]:
     """The handler for a command, importing only what that command needs."""
     if name == "run":
-        from .daemon import cmd_run
+        from .service import cmd_run
 
         return cmd_run
     if name == "status":
@@ -179,6 +215,8 @@ def _command(name: str) -> Callable[[argparse.Namespace], int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if (sys.argv[1:] if argv is None else list(argv))[:1] == ["run"]:
+        signals.install_early()  # before anything slow: procd may signal at once
     try:
         args = _parser().parse_args(argv)
     except SystemExit as exc:

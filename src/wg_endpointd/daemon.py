@@ -1,52 +1,32 @@
-"""`wg-endpointd run`: the foreground loop under procd, and `status`.
+"""The daemon's loop: rounds, liveness checks, failback, reloads, the state file.
 
-Signal handlers only set flags; the loop wakes through a self-pipe. Timing
-uses the monotonic clock; wall-clock time only goes into the state file.
+Signal handlers only set flags; the loop wakes through a self-pipe (service.py).
+Timing uses the monotonic clock; wall-clock time only goes into the state file.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
 import os
 import random
-import select
 import signal
-import socket
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import candidates as cand
-from . import policy
+from . import policy, snapshot
 from . import state as st
 from .config import Config, PeerConfig
-from .engine import Engine, Outcome
+from .engine import Engine
 from .errors import ConfigError, WgEndpointdError, WgError
 from .model import Endpoint
-from .routes import HostRoutes
+from .outcome import Outcome, peer_id
 from .rundir import RunDir
+from .verify import RoutesLike
 
 log = logging.getLogger(__name__)
-
-
-class Waiter:
-    """Sleeps until a timeout or until a signal arrives."""
-
-    def __init__(self) -> None:
-        self._r, self._w = socket.socketpair()
-        self._r.setblocking(False)
-        self._w.setblocking(False)
-        signal.set_wakeup_fd(self._w.fileno(), warn_on_full_buffer=False)
-
-    def __call__(self, timeout: float) -> None:
-        select.select([self._r], [], [], max(0.0, timeout))
-        try:
-            while self._r.recv(64):
-                pass
-        except BlockingIOError:
-            pass
 
 
 class Daemon:
@@ -55,14 +35,17 @@ class Daemon:
                  wall: Callable[[], float] = time.time,
                  wait: Callable[[float], None] = time.sleep,
                  rand: Callable[[], float] = random.random,
-                 config: Config | None = None) -> None:
+                 config: Config | None = None,
+                 make_routes: Callable[[], RoutesLike] | None = None) -> None:
         self.load, self.engine, self.run_dir = load, engine, run_dir
         self.clock, self.wall, self.wait, self.rand = clock, wall, wait, rand
         self.cfg = config if config is not None else load()
+        self.make_routes = make_routes
         self.states: dict[tuple[str, str], st.PeerState] = {}
         self.wake = self.reload = self.stop = False
         self.next_check = self.next_resolve = self.next_failback = 0.0
         self._written: dict[str, Any] | None = None
+        self._write_error: str | None = None
         engine.stopping = lambda: self.stop
 
     # -- signals -----------------------------------------------------------
@@ -82,14 +65,14 @@ class Daemon:
         return self.cfg.managed()
 
     def _state(self, peer: PeerConfig) -> st.PeerState:
-        return self.states.setdefault((peer.interface, peer.public_key), st.PeerState())
+        return self.states.setdefault(peer_id(peer), st.PeerState())
 
     def _set(self, peer: PeerConfig, new: st.PeerState) -> None:
         old = self._state(peer)
         if new.phase != old.phase:
             log.info("%s: %s -> %s (%s)", peer.label, old.phase, new.phase,
                      new.endpoint or "no endpoint")
-        self.states[(peer.interface, peer.public_key)] = new
+        self.states[peer_id(peer)] = new
 
     def hotplug_names(self) -> list[str]:
         s = self.cfg.settings
@@ -110,22 +93,30 @@ class Daemon:
         state = dataclasses.replace(old, candidates=out.candidates or old.candidates,
                                     probes=tuple(out.probes.values()) or old.probes)
         if out.ok:
+            if old.fault is not None:
+                log.info("%s: working again on %s", peer.label, out.endpoint)
             phase = st.FALLBACK if self._better(peer, out.endpoint, state.candidates) \
                 else st.HEALTHY
             state = st.verified(state, out.endpoint, now, self.wall(), phase)
             if out.status == "switched":
-                log.info("%s: switched %s -> %s (%s)", peer.label, old.endpoint or "(none)",
+                came_from = out.before or old.endpoint
+                log.info("%s: switched %s -> %s (%s)", peer.label, came_from or "(none)",
                          out.endpoint, out.detail)
                 state = dataclasses.replace(state, last_switch=st.Switch(
-                    old.endpoint, out.endpoint, out.detail, self.wall()), better_since=None)
-        elif out.status == "failed":
+                    came_from, out.endpoint, out.detail, self.wall()), better_since=None)
+        elif out.status in ("failed", "error"):
             delay = st.backoff(old.failures + 1, self.cfg.settings.check_interval,
                                self.cfg.settings.backoff_max, self.rand())
-            state = st.repair_failed(state, now, delay)
-            log.warning("%s: %s; next attempt in %.0f s", peer.label, out.detail, delay)
-        else:
-            state = dataclasses.replace(state, phase=st.DOWN)
-            log.error("%s: %s", peer.label, out.detail)
+            state = st.repair_failed(state, now, delay, out.detail)
+            if old.fault != out.detail:  # rule 5: log a fault when it starts or changes
+                (log.warning if out.status == "failed" else log.error)(
+                    "%s: %s; retrying with backoff (next in %.0f s)", peer.label,
+                    out.detail, delay)
+            else:
+                log.debug("%s: still %s; next attempt in %.0f s", peer.label, out.detail,
+                          delay)
+        elif out.status == "dropped":
+            state = st.retry_soon(state)
         self._set(peer, state)
 
     # -- the loop ----------------------------------------------------------
@@ -144,13 +135,29 @@ class Daemon:
             log.error("reload failed, keeping the old configuration: %s", exc)
             return
         self.cfg = cfg
-        _set_level(cfg.settings.log_level)
-        keep = {(p.interface, p.public_key) for p in self.peers}
+        set_level(cfg.settings.log_level)
+        keep = {peer_id(p) for p in self.peers}
         self.states = {k: v for k, v in self.states.items() if k in keep}
-        self.run_dir.write_hotplug_list(self.hotplug_names())
+        self._reload_routes(keep)
+        try:
+            self.run_dir.write_hotplug_list(self.hotplug_names())
+        except OSError as exc:
+            log.error("cannot write %s: %s", self.run_dir.path, exc.strerror or exc)
         for problem in cfg.problems:
             log.warning("%s", problem)
         log.info("configuration reloaded: %d managed peer(s)", len(self.peers))
+
+    def _reload_routes(self, keep: set[tuple[str, str]]) -> None:
+        """Apply a `host_routes` change; drop the routes of peers no longer managed."""
+        routes = self.engine.routes
+        if routes is not None and not self.cfg.settings.host_routes:
+            routes.clear()
+            self.engine.routes = None
+            log.info("host_routes is off: removed the daemon's host routes")
+        elif routes is None and self.cfg.settings.host_routes and self.make_routes:
+            self.engine.routes = self.make_routes()
+        elif routes is not None:
+            routes.keep_only(keep)
 
     def check(self) -> None:
         """Liveness: read counters, repair dead peers, send due datagrams."""
@@ -162,13 +169,13 @@ class Daemon:
             pd = None if isinstance(dump, WgError | None) else dump.peers.get(peer.public_key)
             if pd is None:
                 continue
-            state = st.observe(self._state(peer), pd, now)
+            state = st.observe(self._state(peer), pd, now, self.wall())
             if st.is_dead(state, now, s.dead_after) and now >= state.next_repair:
                 dead.append(peer)
             elif st.wants_kick(state, now, s.check_interval):
                 if self.engine.kick_peer(peer, pd):
                     state = dataclasses.replace(state, last_kick=now)
-            self.states[(peer.interface, peer.public_key)] = state
+            self.states[peer_id(peer)] = state
         if dead:
             log.info("no sign of life for %g s: %s", s.dead_after,
                      ", ".join(p.label for p in dead))
@@ -183,13 +190,19 @@ class Daemon:
         todo = [(p, better) for p, better in todo if better]
         if not todo:
             return
-        probes = self.engine.probe_hint([[c.address for c in b] for _, b in todo],
-                                        max(p.probe_timeout for p, _ in todo))
+        groups = [[c.address for c in b] for _, b in todo]
+        groups += [[ep.address] for p, _ in todo if (ep := self._state(p).endpoint)]
+        probes = self.engine.probe_hint(groups, max(p.probe_timeout for p, _ in todo))
+
+        def answered(address: str | None) -> bool:
+            return address is not None and address in probes and probes[address].answered
+
         for peer, better in todo:
-            answered = any(probes.get(c.address) is not None and probes[c.address].answered
-                           for c in better)
-            state = st.note_better(self._state(peer), answered, now)
-            self.states[(peer.interface, peer.public_key)] = state
+            current = self._state(peer).endpoint
+            plausible = st.failback_plausible(any(answered(c.address) for c in better),
+                                              answered(current.address if current else None))
+            state = st.note_better(self._state(peer), plausible, now)
+            self.states[peer_id(peer)] = state
             if not st.failback_due(state, now, s.failback_hold):
                 continue
             log.info("%s: trying preferred %s after %.0f s", peer.label, better[0],
@@ -200,7 +213,7 @@ class Daemon:
             else:
                 log.info("%s: failback not verified, staying on %s", peer.label,
                          state.endpoint)
-                self.states[(peer.interface, peer.public_key)] = st.failback_failed(
+                self.states[peer_id(peer)] = st.failback_failed(
                     state, s.failback_hold, s.backoff_max)
 
     def step(self) -> float:
@@ -229,6 +242,7 @@ class Daemon:
                    - self.clock())
 
     def run(self) -> int:
+        """The loop; the caller has taken the run directory's lock (service.py)."""
         pid = os.getpid()
         try:
             self.run_dir.read_state()
@@ -254,47 +268,37 @@ class Daemon:
                     self.wait(delay)
         finally:
             if self.engine.routes is not None:
-                self.engine.routes.clear()  # type: ignore[attr-defined]
-            self.run_dir.remove_pid(pid)
+                self.engine.routes.clear()
+            try:
+                self.run_dir.remove_pid(pid)
+            except OSError as exc:
+                log.error("cannot remove the pid file: %s", exc)
             log.info("stopped")
         return 0
 
     # -- state file --------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
-        peers = []
-        for peer in self.peers:
-            s = self._state(peer)
-            sw = s.last_switch
-            peers.append({
-                "interface": peer.interface, "public_key": peer.public_key,
-                "description": peer.description, "phase": s.phase,
-                "endpoint": str(s.endpoint) if s.endpoint else None,
-                "last_verified": s.last_verified,
-                "candidates": [{"endpoint": str(c), "rtt_ms": _rtt(s, c.address),
-                                "answered": _rtt(s, c.address) is not None}
-                               for c in s.candidates],
-                "last_switch": None if sw is None else {
-                    "from": str(sw.old) if sw.old else None, "to": str(sw.new) if sw.new
-                    else None, "reason": sw.reason, "at": sw.at},
-            })
-        return {"version": 1, "pid": os.getpid(), "peers": peers}
+        unmanaged = [p for p in self.cfg.peers if not p.managed]
+        return snapshot.build(self.peers, self.states, os.getpid(), unmanaged)
 
     def write_state(self) -> None:
+        """Write the state file when it changed; a failure is logged once, not every pass."""
         snap = self.snapshot()
-        if snap != self._written:
-            try:
-                self.run_dir.write_state(snap)
-                self._written = snap
-            except OSError as exc:
-                log.error("cannot write state file: %s", exc)
-
-
-def _rtt(state: st.PeerState, address: str) -> float | None:
-    for probe in state.probes:
-        if probe.address == address:
-            return None if probe.rtt_ms is None else round(probe.rtt_ms, 2)
-    return None
+        if snap == self._written:
+            return
+        try:
+            self.run_dir.write_state({**snap, "written_at": round(self.wall(), 3)})
+        except OSError as exc:
+            if self._write_error != str(exc):
+                log.error("cannot write the state file in %s: %s; still running",
+                          self.run_dir.path, exc.strerror or exc)
+                self._write_error = str(exc)
+            return
+        if self._write_error is not None:
+            log.info("state file written again")
+            self._write_error = None
+        self._written = snap
 
 
 def poll_period(check_interval: float, dead_after: float) -> float:
@@ -302,32 +306,5 @@ def poll_period(check_interval: float, dead_after: float) -> float:
     return max(0.5, min(check_interval, dead_after / 3) / 2)
 
 
-def _set_level(level: str) -> None:
+def set_level(level: str) -> None:
     logging.getLogger("wg_endpointd").setLevel(level.upper())
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    from .cli import _setup_logging, without_tls
-
-    without_tls()
-    from . import config
-    from .probe import IcmpProber
-    from .wg import WgClient
-
-    def load() -> Config:
-        return config.load(args.config_dir)
-
-    cfg = load()  # a bad config at start is a usage error (exit 2)
-    _setup_logging("debug" if args.verbose else cfg.settings.log_level)
-    if not cfg.settings.enabled:
-        log.info("disabled in configuration (globals.enabled 0); exiting")
-        return 0
-    waiter = Waiter()
-    routes = HostRoutes() if cfg.settings.host_routes else None
-    daemon = Daemon(load, Engine(WgClient(), IcmpProber(), routes=routes), RunDir(),
-                    wait=waiter, config=cfg)
-    for signum in (signal.SIGUSR1, signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, daemon.on_signal)
-    for problem in cfg.problems:
-        log.warning("%s", problem)
-    return daemon.run()

@@ -9,83 +9,54 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Protocol
 
 from . import candidates as cand
 from . import net, policy
-from .config import PeerConfig, covers_endpoint, default_probe_address
+from .config import PeerConfig, default_probe_address
 from .errors import ProbeSetupError, WgError
 from .model import Endpoint, InterfaceDump, PeerDump, ProbeResult
-from .wg import Reset
+from .outcome import Outcome, PeerId, peer_id
+from .verify import Job, RoutesLike, Verifier, WgLike
 
 log = logging.getLogger(__name__)
-
-
-class WgLike(Protocol):
-    def show(self, iface: str) -> InterfaceDump: ...
-    def show_all(self) -> dict[str, InterfaceDump]: ...
-    def reset(self, iface: str, resets: Sequence[Reset]) -> None: ...
 
 
 class ProberLike(Protocol):
     def probe(self, groups: Sequence[Sequence[str]], timeout: float) -> dict[str, ProbeResult]: ...
 
 
-class RoutesLike(Protocol):
-    def ensure(self, key: str, iface: str, address: str) -> None: ...
-    def retain(self, key: str, keep: str | None) -> None: ...
-
-
 Resolver = Callable[[Iterable[str]], Mapping[str, "list[str] | net.ResolveError"]]
 
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    peer: PeerConfig
-    status: str  # healthy | switched | failed | error | would-switch
-    endpoint: Endpoint | None
-    detail: str
-    candidates: tuple[Endpoint, ...] = ()
-    probes: Mapping[str, ProbeResult] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return self.status in ("healthy", "switched")
-
-
-@dataclass(slots=True)
-class _Job:
-    """Verification of one peer, candidate after candidate."""
-
-    peer: PeerConfig
-    original: PeerDump
-    order: tuple[Endpoint, ...]
-    reason: str
-    index: int = 0
-    deadline: float = 0.0
-    started: float = 0.0
-    result: Outcome | None = None
-
-    @property
-    def trying(self) -> Endpoint:
-        return self.order[self.index]
+__all__ = ["Engine", "Outcome", "PeerId", "peer_id", "liveness_window"]
 
 
 class Engine:
     def __init__(self, wg: WgLike, prober: ProberLike,
-                 resolve: Resolver = net.resolve_many,
+                 resolve: Resolver | None = None,
                  route_ok: Callable[[str], bool] = net.route_usable,
                  kick: Callable[[str, str], bool] = net.send_into_tunnel,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep,
                  poll: float = 0.02, routes: RoutesLike | None = None) -> None:
-        self.wg, self.prober, self.resolve = wg, prober, resolve
+        self.wg, self.prober = wg, prober
+        self.resolve: Resolver = resolve or (
+            lambda hosts: net.resolve_many(hosts, stop=self.stopping))
         self.route_ok, self.kick = route_ok, kick
         self.clock, self.sleep, self.poll = clock, sleep, poll
         self.last_resolved: dict[str, list[str]] = {}
-        self.routes = routes
         self.stopping: Callable[[], bool] = lambda: False  # set by the daemon
+        self.verifier = Verifier(wg, clock, sleep, poll, self.dumps, lambda: self.stopping())
+        self.routes = routes
+        self.icmp_problem: str | None = None
+
+    @property
+    def routes(self) -> RoutesLike | None:
+        return self.verifier.routes
+
+    @routes.setter
+    def routes(self, value: RoutesLike | None) -> None:
+        self.verifier.routes = value
 
     # -- observation -------------------------------------------------------
 
@@ -108,12 +79,11 @@ class Engine:
                 out[iface] = exc
         return out
 
-
-    def candidates(self, peers: Sequence[PeerConfig]) -> dict[str, list[Endpoint]]:
-        """Usable candidates per peer key, in Happy Eyeballs order."""
+    def candidates(self, peers: Sequence[PeerConfig]) -> dict[PeerId, list[Endpoint]]:
+        """Usable candidates per peer, in Happy Eyeballs order."""
         resolved = self.resolve(h.host for p in peers for h in p.hosts)
         usable: dict[str, bool] = {}
-        out: dict[str, list[Endpoint]] = {}
+        out: dict[PeerId, list[Endpoint]] = {}
         for peer in peers:
             eps: list[Endpoint] = []
             for spec in peer.hosts:
@@ -132,34 +102,44 @@ class Engine:
                     if not usable[ep.address]:
                         log.debug("no route from this host to %s, skipped", ep.address)
             eps = [e for e in eps if usable[e.address]]
-            out[peer.public_key] = cand.interleave(eps, cand.preferred_family(peer.family))
+            out[peer_id(peer)] = cand.interleave(eps, cand.preferred_family(peer.family))
         return out
 
     def probe_hint(self, groups: list[list[str]], timeout: float) -> dict[str, ProbeResult]:
-        """ICMP hints for groups of addresses (empty when ICMP is unavailable)."""
-        try:
-            return self.prober.probe(groups, timeout)
-        except ProbeSetupError as exc:
-            log.warning("%s; ranking without ICMP hints", exc)
-            return {}
+        """ICMP hints for groups of addresses (empty when ICMP is unavailable).
 
-    def _liveness(self, peers: Sequence[PeerConfig], before: Mapping[str, PeerDump],
-                  kicked: set[str], until: Mapping[str, float]) -> dict[str, bool]:
+        A setup fault is logged when it starts and when it ends, not every round.
+        """
+        try:
+            found = self.prober.probe(groups, timeout)
+        except ProbeSetupError as exc:
+            if self.icmp_problem != str(exc):
+                log.warning("%s; ranking without ICMP hints until it works", exc)
+                self.icmp_problem = str(exc)
+            return {}
+        if self.icmp_problem is not None and any(groups):
+            log.info("ICMP probing works again")
+            self.icmp_problem = None
+        return found
+
+    def _liveness(self, peers: Sequence[PeerConfig], before: Mapping[PeerId, PeerDump],
+                  kicked: set[PeerId], until: Mapping[PeerId, float]) -> dict[PeerId, bool]:
         """Which kicked peers showed received bytes or a new handshake before their deadline."""
-        alive: dict[str, bool] = {}
-        waiting = {p.public_key: p.interface for p in peers if p.public_key in kicked}
-        while waiting:
-            for dump in self.dumps(set(waiting.values())).values():
+        alive: dict[PeerId, bool] = {}
+        waiting = {peer_id(p): p.interface for p in peers if peer_id(p) in kicked}
+        while waiting and not self.stopping():
+            for iface, dump in self.dumps(set(waiting.values())).items():
                 if isinstance(dump, WgError):
                     continue
                 for key, now in dump.peers.items():
-                    old = before.get(key)
-                    if key in waiting and old is not None and _moved(old, now):
-                        alive[key] = True
-                        del waiting[key]
+                    ident = (iface, key)
+                    old = before.get(ident)
+                    if ident in waiting and old is not None and _moved(old, now):
+                        alive[ident] = True
+                        del waiting[ident]
             now_t = self.clock()
-            for key in [k for k in waiting if now_t >= until.get(k, now_t)]:
-                del waiting[key]
+            for ident in [k for k in waiting if now_t >= until.get(k, now_t)]:
+                del waiting[ident]
             if waiting:
                 self.sleep(self.poll)
         return alive
@@ -172,88 +152,75 @@ class Engine:
     # -- the round ---------------------------------------------------------
 
     def _snapshot(self, peers: Sequence[PeerConfig]
-                  ) -> tuple[dict[str, PeerDump], dict[str, Outcome]]:
+                  ) -> tuple[dict[PeerId, PeerDump], dict[PeerId, Outcome]]:
         """Each peer's current WireGuard state, or an error outcome for it."""
         dumps = self.dumps(p.interface for p in peers)
-        before: dict[str, PeerDump] = {}
-        errors: dict[str, Outcome] = {}
+        before: dict[PeerId, PeerDump] = {}
+        errors: dict[PeerId, Outcome] = {}
         for peer in peers:
             dump = dumps[peer.interface]
             if isinstance(dump, WgError):
-                errors[peer.public_key] = Outcome(peer, "error", None, str(dump))
+                errors[peer_id(peer)] = Outcome(peer, "error", None, str(dump))
             elif peer.public_key not in dump.peers:
-                errors[peer.public_key] = Outcome(
+                errors[peer_id(peer)] = Outcome(
                     peer, "error", None, f"peer {peer.public_key[:8]}… is not on {peer.interface}")
             else:
-                before[peer.public_key] = dump.peers[peer.public_key]
+                before[peer_id(peer)] = dump.peers[peer.public_key]
         return before, errors
 
-    def _assess(self, live: Sequence[PeerConfig], before: Mapping[str, PeerDump]
-                ) -> tuple[dict[str, list[Endpoint]], dict[str, ProbeResult], dict[str, bool],
-                           set[str]]:
+    def _assess(self, live: Sequence[PeerConfig], before: Mapping[PeerId, PeerDump]
+                ) -> tuple[dict[PeerId, list[Endpoint]], dict[str, ProbeResult],
+                           dict[PeerId, bool], set[PeerId]]:
         """Candidates, ICMP hints, and which peers WireGuard shows alive (and which
         could be asked at all)."""
         start = self.clock()
-        kicked = {p.public_key for p in live if self.kick_peer(p, before[p.public_key])}
+        kicked = {peer_id(p) for p in live if self.kick_peer(p, before[peer_id(p)])}
         found = self.candidates(live)
+        if self.stopping():
+            return found, {}, {}, kicked
         timeout = max((p.probe_timeout for p in live), default=1.0)
-        probes = self.probe_hint([[e.address for e in found[p.public_key]] for p in live], timeout)
+        probes = self.probe_hint([[e.address for e in found[peer_id(p)]] for p in live], timeout)
         windows = {}
         for p in live:
+            ident = peer_id(p)
             log.debug("%s: candidates %s", p.label, ", ".join(
-                f"{e} ({_rtt_text(probes.get(e.address))})" for e in found[p.public_key]) or "none")
-            cur = before[p.public_key].endpoint
+                f"{e} ({_rtt_text(probes.get(e.address))})" for e in found[ident]) or "none")
+            cur = before[ident].endpoint
             if cur is not None and not self.route_ok(cur.address):
-                kicked.discard(p.public_key)  # no route: dead now, no need to wait
+                kicked.discard(ident)  # no route: dead now, no need to wait
                 log.info("%s: no route to current endpoint %s", p.label, cur)
                 continue
-            windows[p.public_key] = start + liveness_window(
-                [probes[e.address] for e in found[p.public_key] if e.address in probes],
+            windows[ident] = start + liveness_window(
+                [probes[e.address] for e in found[ident] if e.address in probes],
                 p.probe_timeout)
         return found, probes, self._liveness(live, before, kicked, windows), kicked
 
     def round(self, peers: Sequence[PeerConfig], dry_run: bool = False) -> list[Outcome]:
         """Check and, where needed, fix every peer; one Outcome per peer."""
         before, outcomes = self._snapshot(peers)
-        live = [p for p in peers if p.public_key in before]
+        live = [p for p in peers if peer_id(p) in before]
         found, probes, alive, kicked = self._assess(live, before)
-        jobs: list[_Job] = []
+        jobs: list[Job] = []
         for peer in live:
-            key = peer.public_key
-            cur, eps = before[key].endpoint, found[key]
-            decision = policy.decide(cur, alive.get(key, False), eps, probes,
+            ident = peer_id(peer)
+            cur, eps = before[ident].endpoint, found[ident]
+            decision = policy.decide(cur, alive.get(ident, False), eps, probes,
                                      cand.preferred_family(peer.family),
-                                     unknown=key not in kicked)
+                                     unknown=ident not in kicked)
             if isinstance(decision, policy.Keep):
-                status = "healthy" if alive.get(key, False) else "failed"
-                outcomes[key] = Outcome(peer, status, cur, decision.reason)
+                status = "healthy" if alive.get(ident, False) else "failed"
+                outcomes[ident] = Outcome(peer, status, cur, decision.reason)
+            elif self.stopping():
+                outcomes[ident] = Outcome(peer, "interrupted", cur, "stopping; nothing changed")
             elif dry_run:
-                outcomes[key] = Outcome(peer, "would-switch", cur,
-                                        f"would try {', '.join(map(str, decision.order))}")
+                outcomes[ident] = Outcome(peer, "would-switch", cur,
+                                          f"would try {', '.join(map(str, decision.order))}")
             else:
-                jobs.append(_Job(peer, before[key], decision.order, decision.reason))
-        for out in self._verify(jobs):
-            outcomes[out.peer.public_key] = out
-        return [_with_hints(outcomes[p.public_key], found.get(p.public_key, []), probes)
+                jobs.append(Job(peer, before[ident], decision.order, decision.reason))
+        for out in self.verifier.run(jobs):
+            outcomes[peer_id(out.peer)] = out
+        return [_with_hints(outcomes[peer_id(p)], found.get(peer_id(p), []), probes)
                 for p in peers]
-
-    # -- verification ------------------------------------------------------
-
-    def _start(self, jobs: Sequence[_Job]) -> None:
-        by_iface: dict[str, list[_Job]] = {}
-        for job in jobs:
-            by_iface.setdefault(job.peer.interface, []).append(job)
-        for iface, group in by_iface.items():
-            for job in group:
-                self._route(job.peer, job.trying)
-            now = self.clock()
-            for job in group:
-                job.deadline = now + job.peer.verify_timeout
-            try:
-                self.wg.reset(iface, [Reset(j.original, j.trying) for j in group])
-            except WgError as exc:
-                for job in group:
-                    job.result = Outcome(job.peer, "error", job.original.endpoint, str(exc))
 
     def switch(self, peer: PeerConfig, order: Sequence[Endpoint], reason: str) -> Outcome:
         """Try `order` for one peer; restore its endpoint if none verifies."""
@@ -264,72 +231,8 @@ class Engine:
         if current is None:
             return Outcome(peer, "error", None, f"peer {peer.public_key[:8]}… is not on "
                                                 f"{peer.interface}")
-        [out] = self._verify([_Job(peer, current, tuple(order), reason)])
+        [out] = self.verifier.run([Job(peer, current, tuple(order), reason)])
         return out
-
-    def _route(self, peer: PeerConfig, endpoint: Endpoint) -> None:
-        """Full tunnels: keep the endpoint's packets out of the tunnel itself."""
-        if self.routes is not None and covers_endpoint(peer, endpoint.address):
-            self.routes.ensure(peer.public_key, peer.interface, endpoint.address)
-
-    def _verify(self, jobs: list[_Job]) -> list[Outcome]:
-        """Try each job's candidates in order until WireGuard shows one working."""
-        begin = self.clock()
-        for job in jobs:
-            job.started = begin
-        self._start(jobs)
-        restore: list[_Job] = []
-        while True:
-            active = [j for j in jobs if j.result is None]
-            if not active:
-                break
-            self.sleep(self.poll)
-            dumps = self.dumps(j.peer.interface for j in active)
-            advance: list[_Job] = []
-            if self.stopping():  # leave nothing half-done: put the old endpoints back
-                for job in active:
-                    job.result = Outcome(job.peer, "failed", job.original.endpoint,
-                                         "interrupted; original endpoint restored")
-                    restore.append(job)
-                break
-            for job in active:
-                dump = dumps[job.peer.interface]
-                now_peer = None if isinstance(dump, WgError) else dump.peers.get(
-                    job.peer.public_key)
-                if now_peer is not None and (now_peer.latest_handshake > 0
-                                             or now_peer.rx_bytes > 0):
-                    took = self.clock() - job.started
-                    ep = now_peer.endpoint or job.trying
-                    kept = ep == job.original.endpoint
-                    job.result = Outcome(job.peer, "healthy" if kept else "switched", ep,
-                                         f"verified in {took:.2f} s; {job.reason}")
-                elif self.clock() >= job.deadline:
-                    log.info("%s: %s not verified within %g s", job.peer.label, job.trying,
-                             job.peer.verify_timeout)
-                    if job.index + 1 < len(job.order):
-                        job.index += 1
-                        advance.append(job)
-                    else:
-                        job.result = Outcome(job.peer, "failed", job.original.endpoint,
-                                             "no candidate verified; original endpoint restored")
-                        restore.append(job)
-            self._start(advance)
-        by_iface: dict[str, list[Reset]] = {}
-        for job in restore:
-            if job.original.endpoint is not None:
-                self._route(job.peer, job.original.endpoint)
-                by_iface.setdefault(job.peer.interface, []).append(
-                    Reset(job.original, job.original.endpoint))
-        for iface, resets in by_iface.items():
-            try:
-                self.wg.reset(iface, resets)
-            except WgError as exc:
-                log.error("%s: cannot restore endpoints: %s", iface, exc)
-        if self.routes is not None:
-            for job in jobs:
-                final = job.result.endpoint if job.result is not None else None
-                self.routes.retain(job.peer.public_key, final.address if final else None)
-        return [j.result for j in jobs if j.result is not None]
 
 
 def _with_hints(out: Outcome, eps: Sequence[Endpoint],

@@ -61,6 +61,10 @@ class PeerDump:
     keepalive: int | None  # None means off
     preshared_key: str | None = field(default=None, repr=False)
 
+    def settings(self) -> tuple[str | None, tuple[str, ...], int | None]:
+        """The attributes a user or netifd sets (endpoint aside): a change means hands off."""
+        return (self.preshared_key, tuple(sorted(self.allowed_ips)), self.keepalive)
+
     def handshake_age(self, wall_now: float) -> float | None:
         """Seconds since the last handshake, None if there never was one."""
         if self.latest_handshake <= 0:

@@ -6,7 +6,7 @@ import errno
 import ipaddress
 import socket
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from .validate import ip_literal
 
@@ -31,8 +31,15 @@ def resolve_one(host: str) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]).split("%", 1)[0] for info in infos))
 
 
-def resolve_many(hosts: Iterable[str], workers: int = 8) -> dict[str, list[str] | ResolveError]:
-    """Resolve hosts concurrently; each value is a list of addresses or the error."""
+def resolve_many(hosts: Iterable[str], workers: int = 8,
+                 stop: Callable[[], bool] = lambda: False,
+                 tick: float = 0.05) -> dict[str, list[str] | ResolveError]:
+    """Resolve hosts concurrently; each value is a list of addresses or the error.
+
+    getaddrinfo cannot be cancelled, so the wait checks `stop` every `tick`
+    seconds; on stop the resolver threads (daemon threads) are abandoned and
+    the unfinished names get a ResolveError.
+    """
     unique = list(dict.fromkeys(hosts))
     results: dict[str, list[str] | ResolveError] = {}
 
@@ -57,7 +64,10 @@ def resolve_many(hosts: Iterable[str], workers: int = 8) -> dict[str, list[str] 
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        while thread.is_alive() and not stop():
+            thread.join(tick)
+    for host in unique:
+        results.setdefault(host, ResolveError(f"cannot resolve {host}: interrupted"))
     return results
 
 

@@ -14,9 +14,12 @@ import shutil
 import subprocess
 from collections.abc import Callable
 
+from . import proc
+
 log = logging.getLogger(__name__)
 PROTO = "186"  # route protocol number that marks the daemon's own routes
 Runner = Callable[..., subprocess.CompletedProcess[str]]
+PeerId = tuple[str, str]  # (interface, public key)
 
 
 def parse_route_get(text: str) -> tuple[str | None, str | None]:
@@ -30,23 +33,22 @@ def parse_route_get(text: str) -> tuple[str | None, str | None]:
 class HostRoutes:
     """Adds and removes the daemon's endpoint host routes with `ip` (or netifd's ubus)."""
 
-    def __init__(self, run: Runner = subprocess.run, use_ubus: bool | None = None,
+    def __init__(self, run: Runner = proc.run, use_ubus: bool | None = None,
                  timeout: float = 5.0) -> None:
         self._run = run
         self._timeout = timeout
         self._ubus = (shutil.which("ubus") is not None and os.path.exists("/var/run/ubus")
                       ) if use_ubus is None else use_ubus
-        self.owned: dict[str, set[str]] = {}  # peer key -> addresses with our host route
+        self.owned: dict[PeerId, set[str]] = {}  # peer -> addresses with our host route
 
     def _ip(self, *args: str) -> subprocess.CompletedProcess[str] | None:
         try:
-            return self._run(["ip", *args], capture_output=True, text=True,
-                             timeout=self._timeout, check=False)
+            return self._run(["ip", *args], timeout=self._timeout)
         except (OSError, subprocess.TimeoutExpired) as exc:
             log.warning("ip %s failed: %s", " ".join(args[:2]), exc)
             return None
 
-    def ensure(self, key: str, iface: str, address: str) -> None:
+    def ensure(self, key: PeerId, iface: str, address: str) -> None:
         """Route `address` outside the tunnel `iface` before WireGuard is pointed at it."""
         mine = self.owned.setdefault(key, set())
         if address in mine:
@@ -57,7 +59,7 @@ class HostRoutes:
         elif self._add_ip(iface, address):
             mine.add(address)
 
-    def retain(self, key: str, keep: str | None) -> None:
+    def retain(self, key: PeerId, keep: str | None) -> None:
         """Remove this peer's routes except the one for `keep` (its endpoint now)."""
         mine = self.owned.get(key, set())
         for address in sorted(mine - {keep}):
@@ -69,7 +71,7 @@ class HostRoutes:
                            "interface": iface, "exclude": True})
         try:
             self._run(["ubus", "call", "network", "add_host_route", args],
-                      capture_output=True, text=True, timeout=self._timeout, check=False)
+                      timeout=self._timeout)
         except (OSError, subprocess.TimeoutExpired) as exc:
             log.warning("ubus add_host_route %s failed: %s", address, exc)
 
@@ -100,6 +102,12 @@ class HostRoutes:
             return False
         log.info("host route %s via %s dev %s", new, via or "(link)", dev)
         return True
+
+    def keep_only(self, peers: set[PeerId]) -> None:
+        """Remove the routes of peers that are no longer managed."""
+        for key in [k for k in self.owned if k not in peers]:
+            self.retain(key, None)
+            del self.owned[key]
 
     def clear(self) -> None:
         for key in list(self.owned):

@@ -9,8 +9,12 @@ Rules:
 3. A peer is dead after `dead_after` without life; repairs of a dead peer are
    spaced by exponential backoff with jitter, reset by any interface event.
 4. A peer on a less preferred endpoint fails back only after a better
-   candidate has answered continuously for the hold time; a failed trial
-   doubles the hold (up to `backoff_max` times 4).
+   candidate has been plausible for the hold time; a failed trial doubles the
+   hold (up to `backoff_max` times 4). ICMP only argues against a candidate
+   when it works on the current path: it ranks, it never vetoes.
+5. A fault (wg failing, nothing verifying) is spaced by the same backoff and
+   remembered, so it is logged when it starts, when it changes and when it
+   ends, not on every attempt.
 """
 
 from __future__ import annotations
@@ -48,9 +52,12 @@ class PeerState:
     candidates: tuple[Endpoint, ...] = ()
     probes: tuple[ProbeResult, ...] = ()
     last_switch: Switch | None = None
+    since: float | None = None  # wall clock: when the current endpoint was first seen
+    fault: str | None = None  # the fault being retried, for logging rule 5
 
 
-def observe(state: PeerState, dump: PeerDump, now: float) -> PeerState:
+def observe(state: PeerState, dump: PeerDump, now: float,
+            wall: float | None = None) -> PeerState:
     """Fold one `wg show` reading into the state (rule 1)."""
     moved = state.rx_bytes >= 0 and (dump.rx_bytes > state.rx_bytes
                                      or dump.latest_handshake > state.handshake)
@@ -59,9 +66,12 @@ def observe(state: PeerState, dump: PeerDump, now: float) -> PeerState:
         alive = state.last_check if state.last_check is not None else now
     elif alive is None:
         alive = now  # first sight: give the path a full window before judging it
+    since = state.since
+    if dump.endpoint != state.endpoint or since is None:
+        since = wall
     return dataclasses.replace(state, endpoint=dump.endpoint, rx_bytes=dump.rx_bytes,
                                handshake=dump.latest_handshake, last_check=now,
-                               last_alive=alive)
+                               last_alive=alive, since=since)
 
 
 def wants_kick(state: PeerState, now: float, interval: float) -> bool:
@@ -84,18 +94,27 @@ def backoff(failures: int, base: float, ceiling: float, jitter: float) -> float:
 def verified(state: PeerState, endpoint: Endpoint | None, now: float, wall: float,
              phase: str) -> PeerState:
     """WireGuard showed `endpoint` working."""
+    since = state.since if endpoint == state.endpoint and state.since is not None else wall
     return dataclasses.replace(state, phase=phase, endpoint=endpoint, last_alive=now,
-                               last_verified=wall, failures=0, next_repair=0.0)
+                               last_verified=wall, failures=0, next_repair=0.0, fault=None,
+                               since=since)
 
 
-def repair_failed(state: PeerState, now: float, delay: float) -> PeerState:
+def repair_failed(state: PeerState, now: float, delay: float,
+                  fault: str | None = None) -> PeerState:
+    """A repair did not work (rule 3), or a fault stopped it (rule 5)."""
     return dataclasses.replace(state, phase=DOWN, failures=state.failures + 1,
-                               next_repair=now + delay)
+                               next_repair=now + delay, fault=fault)
 
 
-def note_better(state: PeerState, answered: bool, now: float) -> PeerState:
-    """Track since when a better candidate has answered without a break (rule 4)."""
-    if not answered:
+def retry_soon(state: PeerState) -> PeerState:
+    """The switch was dropped because the peer changed under it: look again at once."""
+    return dataclasses.replace(state, next_repair=0.0)
+
+
+def note_better(state: PeerState, plausible: bool, now: float) -> PeerState:
+    """Track since when a better candidate has been plausible without a break (rule 4)."""
+    if not plausible:
         return dataclasses.replace(state, better_since=None)
     since = now if state.better_since is None else state.better_since
     return dataclasses.replace(state, better_since=since)
@@ -109,3 +128,10 @@ def failback_due(state: PeerState, now: float, hold: float) -> bool:
 def failback_failed(state: PeerState, hold: float, ceiling: float) -> PeerState:
     return dataclasses.replace(state, better_since=None,
                                hold=min(max(hold, state.hold) * 2, ceiling * 4))
+
+
+def failback_plausible(better_answered: bool, current_answered: bool) -> bool:
+    """Rule 4: a better candidate's ICMP silence counts against it only when ICMP
+    works on the current path (so a peer that answers no ping, or a host without
+    raw-socket permission, still fails back on WireGuard's verification alone)."""
+    return better_answered or not current_answered

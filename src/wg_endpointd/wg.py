@@ -7,6 +7,7 @@ import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from . import proc
 from .errors import WgError
 from .model import Endpoint, InterfaceDump, PeerDump
 from .validate import is_ifname, is_public_key
@@ -62,37 +63,38 @@ class Reset:
     endpoint: Endpoint
 
 
-def reset_args(resets: Sequence[Reset]) -> tuple[list[str], list[str], list[str]]:
-    """argv tails for one batched reset: (remove+re-add args, restore args, psk texts).
+def reset_args(resets: Sequence[Reset]) -> tuple[list[str], list[str]]:
+    """argv tail for one `wg set` that resets peers, and the psk texts it reads.
 
     Removing and re-adding a peer clears its session and the 5 s handshake rate
-    limit. Re-adding with a keepalive makes WireGuard send a packet at once,
-    which starts a handshake to the new endpoint; peers whose keepalive was off
-    get it switched off again by the restore args. Preshared keys go through
-    /dev/fd pipes, never through argv; the i-th psk text is read from the
-    placeholder `@PSK{i}`.
+    limit. Re-adding it with a keepalive makes WireGuard send a packet at once,
+    which starts a handshake to the new endpoint; a peer whose keepalive was off
+    gets it switched off again by a third entry in the same call. WireGuard
+    applies one `wg set` as a single configuration transaction, so the peer is
+    never left with the temporary keepalive, whenever the daemon is stopped.
+    Preshared keys go through /dev/fd pipes, never through argv; the i-th psk
+    text is read from the placeholder `@PSK{i}`.
     """
-    add: list[str] = []
-    restore: list[str] = []
+    args: list[str] = []
     psks: list[str] = []
     for item in resets:
         p = item.peer
-        add += ["peer", p.public_key, "remove", "peer", p.public_key]
+        args += ["peer", p.public_key, "remove", "peer", p.public_key]
         if p.preshared_key:
-            add += ["preshared-key", f"@PSK{len(psks)}"]
+            args += ["preshared-key", f"@PSK{len(psks)}"]
             psks.append(p.preshared_key)
-        add += ["endpoint", str(item.endpoint), "allowed-ips", ",".join(p.allowed_ips),
-                "persistent-keepalive", str(p.keepalive or 25)]
+        args += ["endpoint", str(item.endpoint), "allowed-ips", ",".join(p.allowed_ips),
+                 "persistent-keepalive", str(p.keepalive or 25)]
         if p.keepalive is None:
-            restore += ["peer", p.public_key, "persistent-keepalive", "off"]
-    return add, restore, psks
+            args += ["peer", p.public_key, "persistent-keepalive", "off"]
+    return args, psks
 
 
 class WgClient:
     """Runs `wg` with argv lists, a timeout and no DNS retries."""
 
     def __init__(self, wg_path: str = "wg", timeout: float = 5.0,
-                 run: Runner = subprocess.run) -> None:
+                 run: Runner = proc.run) -> None:
         self._wg = wg_path
         self._timeout = timeout
         self._run = run
@@ -102,18 +104,18 @@ class WgClient:
         argv = [self._wg, *args]
         what = " ".join(args[:3])
         try:
-            proc = self._run(argv, capture_output=True, text=True, timeout=self._timeout,
-                             env=self._env, check=False, pass_fds=tuple(pass_fds))
+            done = self._run(argv, timeout=self._timeout, env=self._env,
+                             pass_fds=tuple(pass_fds))
         except FileNotFoundError:
             raise WgError(f"wg binary not found: {self._wg}") from None
         except subprocess.TimeoutExpired:
             raise WgError(f"`wg {what}` timed out after {self._timeout:g} s") from None
         except OSError as exc:
             raise WgError(f"cannot run {self._wg}: {exc.strerror}") from None
-        if proc.returncode != 0:
-            detail = (proc.stderr or "").strip().splitlines()
-            raise WgError(f"`wg {what}` failed: {detail[-1] if detail else proc.returncode}")
-        return proc.stdout
+        if done.returncode != 0:
+            detail = (done.stderr or "").strip().splitlines()
+            raise WgError(f"`wg {what}` failed: {detail[-1] if detail else done.returncode}")
+        return done.stdout
 
     def show(self, iface: str) -> InterfaceDump:
         """Raises WgError when the interface is missing or the output is unreadable."""
@@ -144,7 +146,7 @@ class WgClient:
         _check_iface(iface)
         for item in resets:
             _check_key(item.peer.public_key)
-        add, restore, psks = reset_args(resets)
+        args, psks = reset_args(resets)
         fds: list[int] = []
         try:
             for i, psk in enumerate(psks):
@@ -152,13 +154,11 @@ class WgClient:
                 os.write(write_fd, psk.encode() + b"\n")
                 os.close(write_fd)
                 fds.append(read_fd)
-                add[add.index(f"@PSK{i}")] = f"/dev/fd/{read_fd}"
-            self._call(["set", iface, *add], pass_fds=fds)
+                args[args.index(f"@PSK{i}")] = f"/dev/fd/{read_fd}"
+            self._call(["set", iface, *args], pass_fds=fds)
         finally:
             for fd in fds:
                 os.close(fd)
-        if restore:
-            self._call(["set", iface, *restore])
 
 
 def _check_iface(iface: str) -> None:

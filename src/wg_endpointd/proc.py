@@ -1,0 +1,50 @@
+"""Run a helper program with a timeout that kills it *and* its children.
+
+`subprocess.run(timeout=…)` kills only the direct child; a `wg` or `ip` that
+forked and hangs would leave its children behind. The child gets its own
+process group here, and the whole group is killed on timeout.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Sequence
+from typing import Any
+
+
+def run(argv: Sequence[str], *, timeout: float, input: str | None = None,
+        **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """Like `subprocess.run(argv, capture_output=True, text=True, timeout=…)`.
+
+    Raises subprocess.TimeoutExpired after killing the process group, and
+    OSError (FileNotFoundError, PermissionError…) when the program cannot start.
+    """
+    kwargs.pop("capture_output", None)
+    kwargs.pop("text", None)
+    kwargs.pop("check", None)
+    proc = subprocess.Popen(list(argv), stdin=subprocess.PIPE if input is not None else
+                            subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            **kwargs)
+    try:
+        out, err = proc.communicate(input, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        raise
+    except BaseException:  # a signal handler raising, KeyboardInterrupt…
+        _kill_group(proc)
+        raise
+    return subprocess.CompletedProcess(list(argv), proc.returncode, out, err)
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.communicate(timeout=2)
+    except (subprocess.TimeoutExpired, ValueError, OSError):
+        proc.kill()

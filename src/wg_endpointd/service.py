@@ -1,0 +1,107 @@
+"""`wg-endpointd run`: start-up under procd or by hand.
+
+Order matters: signal handlers first (signals.py, from cli.main), then the
+configuration, then the run directory's lock, so that a second daemon, a bad
+run directory or a bad configuration each end in one line and a non-zero exit
+instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import select
+import signal
+import socket
+import sys
+import time
+
+from . import signals
+from .config import Config
+from .rundir import Busy, RunDir
+
+log = logging.getLogger(__name__)
+EXIT_BUSY, EXIT_SETUP = 1, 2
+ONCE_WAIT = 15.0  # how long `run` waits for a `once` that holds the lock
+
+
+class Waiter:
+    """Sleeps until a timeout or until a signal arrives."""
+
+    def __init__(self) -> None:
+        self._r, self._w = socket.socketpair()
+        self._r.setblocking(False)
+        self._w.setblocking(False)
+        signal.set_wakeup_fd(self._w.fileno(), warn_on_full_buffer=False)
+
+    def __call__(self, timeout: float) -> None:
+        select.select([self._r], [], [], max(0.0, timeout))
+        try:
+            while self._r.recv(64):
+                pass
+        except BlockingIOError:
+            pass
+
+
+def lock_run_dir(rd: RunDir, mode: str, wait: float = 0.0) -> int | str:
+    """The lock fd, or a one-line reason why the run directory cannot be used.
+
+    A `run` waits up to `wait` seconds for a `once` to finish; another daemon
+    is never waited for.
+    """
+    deadline = time.monotonic() + wait
+    for _ in range(int(wait / 0.1) + 2):
+        try:
+            return rd.acquire(mode)
+        except Busy as busy:
+            if busy.mode == "once" and time.monotonic() < deadline:
+                time.sleep(0.1)
+                continue
+            who = "the daemon" if busy.mode == "run" else f"`wg-endpointd {busy.mode}`"
+            return (f"{who} is already running (pid {busy.pid or '?'}) with run "
+                    f"directory {rd.path}")
+        except OSError as exc:
+            return f"run directory {rd.path}: {exc.strerror or exc}"
+    return f"run directory {rd.path}: still locked after {wait:g} s"
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .cli import setup_logging, without_tls
+
+    without_tls()
+    from . import config
+    from .daemon import Daemon
+    from .engine import Engine
+    from .probe import IcmpProber
+    from .routes import HostRoutes
+    from .wg import WgClient
+
+    def load() -> Config:
+        return config.load(args.config_dir)
+
+    cfg = load()  # a bad config at start is a usage error (exit 2)
+    setup_logging("debug" if args.verbose else cfg.settings.log_level, daemon=True)
+    if not cfg.settings.enabled:
+        log.info("disabled in configuration (globals.enabled 0); exiting")
+        return 0
+    rd = RunDir()
+    lock = lock_run_dir(rd, "run", ONCE_WAIT)
+    if isinstance(lock, str):
+        print(f"wg-endpointd: error: {lock}", file=sys.stderr)
+        return EXIT_BUSY if "already running" in lock else EXIT_SETUP
+    try:
+        waiter = Waiter()
+        routes = HostRoutes() if cfg.settings.host_routes else None
+        daemon = Daemon(load, Engine(WgClient(), IcmpProber(), routes=routes), rd,
+                        wait=waiter, config=cfg, make_routes=HostRoutes)
+        signals.hand_over(daemon.on_signal)
+        for problem in cfg.problems:
+            log.warning("%s", problem)
+        return daemon.run()
+    except OSError as exc:
+        print(f"wg-endpointd: error: run directory {rd.path}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return EXIT_SETUP
+    finally:
+        os.close(lock)

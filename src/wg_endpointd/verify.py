@@ -1,0 +1,195 @@
+"""Switch peers to candidates and verify each switch through WireGuard itself.
+
+Every reset is built from the peer as `wg` shows it immediately before, and is
+dropped when the peer is gone or its settings changed since the round began:
+the user or netifd may edit a peer while a switch is being verified, and the
+daemon never writes back a stale picture or re-creates a removed peer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from .config import PeerConfig, covers_endpoint
+from .errors import WgError
+from .model import Endpoint, InterfaceDump, PeerDump
+from .outcome import Outcome, PeerId, peer_id
+from .wg import Reset
+
+log = logging.getLogger(__name__)
+
+
+class WgLike(Protocol):
+    def show(self, iface: str) -> InterfaceDump: ...
+    def show_all(self) -> dict[str, InterfaceDump]: ...
+    def reset(self, iface: str, resets: Sequence[Reset]) -> None: ...
+
+
+class RoutesLike(Protocol):
+    def ensure(self, key: PeerId, iface: str, address: str) -> None: ...
+    def retain(self, key: PeerId, keep: str | None) -> None: ...
+    def keep_only(self, peers: set[PeerId]) -> None: ...
+    def clear(self) -> None: ...
+
+
+@dataclass(slots=True)
+class Job:
+    """Verification of one peer, candidate after candidate."""
+
+    peer: PeerConfig
+    original: PeerDump  # as the round found it
+    order: tuple[Endpoint, ...]
+    reason: str
+    index: int = 0
+    deadline: float = 0.0
+    started: float = 0.0
+    result: Outcome | None = None
+
+    @property
+    def trying(self) -> Endpoint:
+        return self.order[self.index]
+
+
+def changed(before: PeerDump, now: PeerDump | None) -> str | None:
+    """Why a peer may no longer be touched, or None when it still is as the round found it."""
+    if now is None:
+        return "the peer was removed"
+    if now.settings() != before.settings():
+        names = ("preshared key", "allowed IPs", "keepalive")
+        diff = [n for n, a, b in zip(names, before.settings(), now.settings(), strict=True)
+                if a != b]
+        return f"its {', '.join(diff)} changed"
+    return None
+
+
+class Verifier:
+    def __init__(self, wg: WgLike, clock: Callable[[], float], sleep: Callable[[float], None],
+                 poll: float, dumps: Callable[[Sequence[str]], dict[str, InterfaceDump | WgError]],
+                 stopping: Callable[[], bool]) -> None:
+        self.wg, self.clock, self.sleep, self.poll = wg, clock, sleep, poll
+        self.dumps, self.stopping = dumps, stopping
+        self.routes: RoutesLike | None = None
+
+    def _guarded_reset(self, jobs: Sequence[Job], target: Callable[[Job], Endpoint],
+                       what: str) -> list[Job]:
+        """Reset each job's peer to `target(job)` if it is still as the round found it.
+
+        Returns the jobs whose reset could not be made (with a result set).
+        """
+        by_iface: dict[str, list[Job]] = {}
+        for job in jobs:
+            by_iface.setdefault(job.peer.interface, []).append(job)
+        failed: list[Job] = []
+        for iface, group in by_iface.items():
+            fresh = self.dumps([iface])[iface]
+            resets: list[Reset] = []
+            sent: list[Job] = []
+            for job in group:
+                if isinstance(fresh, WgError):
+                    job.result = Outcome(job.peer, "error", job.original.endpoint, str(fresh))
+                    failed.append(job)
+                    continue
+                now = fresh.peers.get(job.peer.public_key)
+                why = changed(job.original, now)
+                if why is not None or now is None:
+                    log.warning("%s: %s during a switch; %s dropped, peer left as it is now",
+                                job.peer.label, why, what)
+                    job.result = Outcome(job.peer, "dropped", now.endpoint if now else None,
+                                         f"{why} during the switch; left alone",
+                                         before=job.original.endpoint)
+                    failed.append(job)
+                    continue
+                self.route(job.peer, target(job))
+                resets.append(Reset(now, target(job)))
+                sent.append(job)
+            if not resets:
+                continue
+            try:
+                self.wg.reset(iface, resets)
+            except WgError as exc:
+                log.debug("%s: %s failed: %s", iface, what, exc)  # reported with the outcome
+                for job in sent:
+                    job.result = Outcome(job.peer, "error", job.original.endpoint, str(exc))
+                    failed.append(job)
+        return failed
+
+    def _start(self, jobs: Sequence[Job]) -> list[Job]:
+        """Point each job's peer at its current candidate; returns jobs that ended."""
+        ended = self._guarded_reset(jobs, lambda j: j.trying, "switch")
+        now = self.clock()
+        for job in jobs:
+            job.deadline = now + job.peer.verify_timeout
+        return ended
+
+    def route(self, peer: PeerConfig, endpoint: Endpoint) -> None:
+        """Full tunnels: keep the endpoint's packets out of the tunnel itself."""
+        if self.routes is not None and covers_endpoint(peer, endpoint.address):
+            self.routes.ensure(peer_id(peer), peer.interface, endpoint.address)
+
+    def run(self, jobs: list[Job]) -> list[Outcome]:
+        """Try each job's candidates in order until WireGuard shows one working."""
+        begin = self.clock()
+        for job in jobs:
+            job.started = begin
+        self._start(jobs)
+        restore: list[Job] = []
+        while True:
+            active = [j for j in jobs if j.result is None]
+            if not active:
+                break
+            self.sleep(self.poll)
+            if self.stopping():  # leave nothing half-done: put the old endpoints back
+                for job in active:
+                    job.result = Outcome(job.peer, "interrupted", job.original.endpoint,
+                                         "stopping; original endpoint restored")
+                    restore.append(job)
+                break
+            dumps = self.dumps([j.peer.interface for j in active])
+            advance: list[Job] = []
+            for job in active:
+                dump = dumps[job.peer.interface]
+                now_peer = None if isinstance(dump, WgError) else dump.peers.get(
+                    job.peer.public_key)
+                if now_peer is not None and (now_peer.latest_handshake > 0
+                                             or now_peer.rx_bytes > 0):
+                    took = self.clock() - job.started
+                    ep = now_peer.endpoint or job.trying
+                    kept = ep == job.original.endpoint
+                    job.result = Outcome(job.peer, "healthy" if kept else "switched", ep,
+                                         f"verified in {took:.2f} s; {job.reason}",
+                                         before=job.original.endpoint)
+                elif self.clock() >= job.deadline:
+                    log.info("%s: %s not verified within %g s", job.peer.label, job.trying,
+                             job.peer.verify_timeout)
+                    if job.index + 1 < len(job.order):
+                        job.index += 1
+                        advance.append(job)
+                    else:
+                        job.result = Outcome(job.peer, "failed", job.original.endpoint,
+                                             "no candidate verified; original endpoint restored")
+                        restore.append(job)
+            self._start(advance)
+        self._restore(restore)
+        if self.routes is not None:
+            for job in jobs:
+                final = job.result.endpoint if job.result is not None else None
+                self.routes.retain(peer_id(job.peer), final.address if final else None)
+        return [j.result for j in jobs if j.result is not None]
+
+    def _restore(self, jobs: list[Job]) -> None:
+        """Put the original endpoints back, through the same stale-picture check."""
+        todo = [j for j in jobs if j.original.endpoint is not None]
+        results = {id(j): j.result for j in todo}
+        for job in self._guarded_reset(todo, lambda j: j.original.endpoint or j.trying,
+                                       "restore"):
+            if job.result is not None and job.result.status == "dropped":
+                job.result = Outcome(job.peer, "dropped", job.result.endpoint,
+                                     job.result.detail, before=job.original.endpoint)
+            else:
+                old = results[id(job)]
+                job.result = Outcome(job.peer, "error", None,
+                                     f"{old.detail if old else 'switch failed'}; restoring "
+                                     f"{job.original.endpoint} failed too")

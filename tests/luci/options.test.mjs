@@ -1,0 +1,77 @@
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { load } from './luci.mjs';
+
+const options = load('wg-endpointd.options');
+const KEY = 'TqFAWIFQdzzjqs54au739ASc4QD6ZJyU+73blg8dqUI=';
+
+test('positive numbers as Python float() reads them, 0 < n < 1e7', () => {
+  for (const ok of ['1', '1.0', ' 2.5 ', '.5', '5.', '+3', '1e3', '1_000', '9999999.5'])
+    assert.equal(options.positiveNumber(ok), true, ok);
+  for (const bad of ['0', '-1', '', 'abc', '1e7', '10000000', 'inf', 'nan', '1__0', '_1', '0x10', '1,5'])
+    assert.equal(options.positiveNumber(bad), false, bad);
+});
+
+test('interface names', () => {
+  for (const ok of ['wg0', 'wan', 'lan_1', 'eth0.2', 'a@b', '123456789012345'])
+    assert.equal(options.ifname(ok), true, ok);
+  for (const bad of ['', '-wg', 'wg 0', '1234567890123456', 'wg/0'])
+    assert.equal(options.ifname(bad), false, bad);
+});
+
+test('IP literals', () => {
+  for (const ok of ['192.0.2.1', '0.0.0.0', '2001:db8::1', '::', '::1', '[2001:db8::1]',
+    '::ffff:192.0.2.1', 'fe80::1%eth0', '1:2:3:4:5:6:7:8', '1:2:3:4:5:6:7::'])
+    assert.equal(options.ipLiteral(ok), true, ok);
+  for (const bad of ['192.0.2', '192.0.2.256', '01.2.3.4', '1:2:3:4:5:6:7:8:9', '1::2::3',
+    ':1::2', '1::2:', 'fe80::1%', 'example.com', '[::1', '12345::1', '1:2:3:4:5:6:7:8::'])
+    assert.equal(options.ipLiteral(bad), false, bad);
+});
+
+test('candidates: host, host:port, [v6]:port or a bare IPv6', () => {
+  for (const ok of ['backup.example.net', 'backup.example.net:51821', '192.0.2.1:1',
+    '[2001:db8::10]:51820', '2001:db8::10', '[2001:db8::10]', 'vpn.example.', 'a_b.example'])
+    assert.equal(options.hostPort(ok), true, ok);
+  for (const bad of ['host:0', 'host:65536', 'host:x', '[2001:db8::10', '[::1]x', '[::1]:',
+    '-bad.example', 'bad-.example', 'a..b', '', 'ex ample'])
+    assert.equal(options.hostPort(bad), false, bad);
+});
+
+test('valid() splits list items on whitespace as the daemon does', () => {
+  assert.equal(options.valid('hosts', 'a.example b.example:1'), true);
+  assert.equal(options.valid('hosts', 'a.example b.example:0'), false);
+  assert.equal(options.valid('iflist', 'wan wan6'), true);
+  assert.equal(options.valid('iflist', 'wan -x'), false);
+  assert.equal(options.valid('address', '[::1]'), true);
+  assert.equal(options.valid('number', '0'), false);
+  assert.equal(options.valid('flag', 'anything'), true);
+});
+
+test('peer choices show description and interface, never need a typed key', () => {
+  const choices = options.peerChoices([
+    { interface: 'wg0', public_key: KEY, description: 'Home' },
+    { interface: 'wg1', public_key: KEY },
+    { interface: 'wg0', public_key: 'not a key' },
+    { interface: 'wg0' },
+  ]);
+  assert.deepEqual(choices, [
+    { value: 'wg0/' + KEY, label: 'Home (wg0)' },
+    { value: 'wg1/' + KEY, label: 'TqFAWIFQ… (wg1)' },
+  ]);
+});
+
+test('every option has a known type, and choices where it needs them', () => {
+  for (const spec of [...options.GLOBALS, ...options.PEER]) {
+    assert.ok(['flag', 'choice', 'number', 'iflist', 'hosts', 'address'].includes(spec.type), spec.name);
+    assert.ok(spec.title, spec.name);
+    if (spec.type === 'choice') assert.ok(spec.choices.length > 1, spec.name);
+    if (spec.inherit) assert.ok(options.GLOBALS.some((g) => g.name === spec.inherit), spec.name);
+  }
+});
+
+test('flag values: the daemon\'s booleans become 1 and 0, the rest stays', () => {
+  for (const v of ['1', 'yes', 'On', 'TRUE', 'enabled']) assert.equal(options.flagValue(v), '1', v);
+  for (const v of ['0', 'no', 'OFF', 'false', 'Disabled']) assert.equal(options.flagValue(v), '0', v);
+  assert.equal(options.flagValue('maybe'), 'maybe');
+  assert.equal(options.flagValue(undefined), undefined);
+});
