@@ -13,6 +13,10 @@ from tests import adb_reader
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / "build/cache"
 EPOCH = 1700000000
+# The packages this tree builds: the LuCI app only when its folder is there.
+NAMES = sorted(["wg-endpointd", "python3-icmplib"] + (
+    ["luci-app-wg-endpointd"]
+    if (REPO / "openwrt/luci/luci-app-wg-endpointd/Makefile").is_file() else []))
 
 
 def packages_or_skip(repo: Path = REPO) -> list[pkgspec.Package]:

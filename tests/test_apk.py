@@ -18,7 +18,7 @@ import pytest
 
 from scripts import build_apk, pkgspec
 from tests import adb_reader
-from tests.apkbuild import CACHE, EPOCH, packages_or_skip, parsed
+from tests.apkbuild import CACHE, EPOCH, NAMES, packages_or_skip, parsed
 
 REPO = Path(__file__).resolve().parent.parent
 FIELDS = ("name", "version", "hashes", "description", "arch", "license", "origin",
@@ -204,6 +204,16 @@ def test_icmplib_sources_match_the_sdist(apks: dict[str, Path]) -> None:
 # -- scripts --------------------------------------------------------------------
 
 
+# luci.mk's postinst for an app that defines none.
+LUCI_MK_POSTINST = """[ -n "${IPKG_INSTROOT}" ] || {
+\trm -f /tmp/luci-indexcache
+\trm -rf /tmp/luci-modulecache/
+\tkillall -HUP rpcd 2>/dev/null
+\texit 0
+}
+"""
+
+
 def _package_pack_scripts(name: str, postinst: str, prerm: str) -> dict[str, str]:
     """The three scripts as package-pack.mk's echo lines produce them."""
     head = ("[ -s ${IPKG_INSTROOT}/lib/functions.sh ] || exit 0\n"
@@ -227,6 +237,8 @@ def test_scripts_are_package_pack_mks(apks: dict[str, Path]) -> None:
     nosdk = REPO / "openwrt/lang/python3-icmplib/nosdk"
     want = {
         "wg-endpointd": _package_pack_scripts("wg-endpointd", postinst, ""),
+        "luci-app-wg-endpointd": _package_pack_scripts(
+            "luci-app-wg-endpointd", LUCI_MK_POSTINST, ""),
         "python3-icmplib": _package_pack_scripts(
             "python3-icmplib", (nosdk / "postinst-pkg").read_text(),
             (nosdk / "prerm-pkg").read_text()),
@@ -250,6 +262,6 @@ def test_rebuilds_are_byte_identical(tmp_path: Path, apks: dict[str, Path]) -> N
         assert result.returncode == 0, result.stderr
         digests.append({p.name: hashlib.sha256(p.read_bytes()).hexdigest()
                         for p in (tmp_path / out).iterdir()})
-    assert len(digests[0]) == 7 and digests[0] == digests[1]
+    assert len(digests[0]) == 2 * len(NAMES) + 3 and digests[0] == digests[1]
     files = adb_reader.installed_files(parsed(tmp_path / "a" / apks["wg-endpointd"].name))
     assert {v["mtime"] for k, v in files.items() if not k.endswith("/")} == {1234567890}

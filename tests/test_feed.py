@@ -9,7 +9,7 @@ from pathlib import Path
 
 from scripts import build_feed, build_ipk, pkgspec
 from tests import adb_reader
-from tests.apkbuild import CACHE, EPOCH, REPO, packages_or_skip, parsed
+from tests.apkbuild import CACHE, EPOCH, NAMES, REPO, packages_or_skip, parsed
 
 # -- the LuCI app is picked up when its folder exists -----------------------------
 
@@ -66,7 +66,7 @@ def test_feed_indexes(tmp_path: Path) -> None:
     text = (out / "Packages").read_text()
     assert gzip.decompress((out / "Packages.gz").read_bytes()).decode() == text
     stanzas = [s for s in text.split("\n\n") if s.strip()]
-    assert text.endswith("\n\n") and len(stanzas) == 2
+    assert text.endswith("\n\n") and len(stanzas) == len(NAMES)
     for stanza in stanzas:
         fields = dict(line.split(": ", 1) for line in stanza.splitlines()
                       if not line.startswith(" "))
@@ -81,7 +81,7 @@ def test_feed_indexes(tmp_path: Path) -> None:
     assert index.schema == "indx" and index.compression == "deflate"
     assert [b.kind for b in index.blocks] == [0]  # unsigned: no signature block
     entries = index.root["packages"]
-    assert [e["name"] for e in entries] == ["python3-icmplib", "wg-endpointd"]
+    assert [e["name"] for e in entries] == NAMES
     for entry in entries:
         apk = out / f"{entry['name']}-{entry['version']}.apk"
         pkg = adb_reader.parse(apk.read_bytes())
