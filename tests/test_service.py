@@ -79,6 +79,13 @@ class FakeRoutes:
 
     def ensure(self, key, iface, address):
         self.owned.setdefault(key, set()).add(address)
+        return True
+
+    def adopt(self):
+        pass
+
+    def prune_adopted(self):
+        pass
 
     def retain(self, key, keep):
         self.owned[key] = {a for a in self.owned.get(key, set()) if a == keep}

@@ -127,6 +127,8 @@ class Daemon:
             "checking %d peer(s): %s", len(self.peers), why)
         for out in self.engine.round(self.peers):
             self.apply(out)
+        if self.last_round is None and self.engine.routes is not None:
+            self.engine.routes.prune_adopted()  # left by an earlier run, not needed now
         self.last_round = {"at": round(self.wall(), 3), "reason": why}
         self.next_resolve = self.clock() + self.cfg.settings.resolve_interval
 
@@ -254,6 +256,8 @@ class Daemon:
             log.warning("state file unreadable (%s); rebuilding it", exc)
         self.run_dir.write_hotplug_list(self.hotplug_names())
         self.run_dir.write_pid(pid)
+        if self.engine.routes is not None:
+            self.engine.routes.adopt()
         log.info("started: %d managed peer(s) on %s", len(self.peers),
                  ", ".join(self.cfg.interfaces) or "no interfaces")
         try:

@@ -210,6 +210,8 @@ class Engine:
             if isinstance(decision, policy.Keep):
                 status = "healthy" if alive.get(ident, False) else "failed"
                 outcomes[ident] = Outcome(peer, status, cur, decision.reason)
+                if status == "healthy" and not dry_run:
+                    self.verifier.keep_route(peer, cur)
             elif self.stopping():
                 outcomes[ident] = Outcome(peer, "interrupted", cur, "stopping; nothing changed")
             elif dry_run:
