@@ -53,8 +53,13 @@ class IpRoutes:
         assert "shell" not in kw and kw["timeout"] > 0
         self.calls.append(argv)
         args = [a for a in argv[1:] if a not in ("-4", "-6")]
-        ok = lambda out="": subprocess.CompletedProcess(argv, 0, out, "")
-        err = lambda msg: subprocess.CompletedProcess(argv, 2, "", msg)
+
+        def ok(out=""):
+            return subprocess.CompletedProcess(argv, 0, out, "")
+
+        def err(msg):
+            return subprocess.CompletedProcess(argv, 2, "", msg)
+
         if args[:2] == ["route", "get"]:
             addr = args[2]
             if addr in self.table:

@@ -75,8 +75,9 @@ def test_daemon_routes_follow_switches_and_go_at_stop(lab, tmp_path):
         for old, new in ((first, second), (second, first)):  # switch away, then back
             lab.peer(["ip", "addr", "del", f"{old}/32", "dev", "lo"])  # the server leaves
             proc.send_signal(signal.SIGUSR1)
-            wait_for(lambda: endpoint(lab, pair) == f"{new}:51820", 15, f"switch to {new}")
-            wait_for(lambda: old not in ours(), 5, f"route for {old} removed")
+            wait_for(lambda new=new: endpoint(lab, pair) == f"{new}:51820", 15,
+                     f"switch to {new}")
+            wait_for(lambda old=old: old not in ours(), 5, f"route for {old} removed")
             assert new in ours() and f"via {uplink.peer_addr}" in ours(), log.read_text()
             lab.peer(["ip", "addr", "add", f"{old}/32", "dev", "lo"])
         assert lab.ping_through_tunnel(pair)
