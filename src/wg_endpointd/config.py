@@ -11,8 +11,8 @@ import os
 import re
 from dataclasses import dataclass
 
+from . import hostroute_advice, uci
 from . import overrides as overrides_mod
-from . import uci
 from .errors import ConfigError
 from .options import FAMILIES as FAMILIES
 from .options import GLOBALS, PEER, SECTIONS, Option, convert, parse_bool, suggest
@@ -81,6 +81,7 @@ class Config:
     peers: tuple[PeerConfig, ...]
     problems: tuple[str, ...] = ()  # one line each, naming file and line or section
     interfaces: tuple[str, ...] = ()
+    advice: tuple[str, ...] = ()  # warnings about the rest of the router (never an error)
 
     def managed(self) -> list[PeerConfig]:
         return [p for p in self.peers if p.managed]
@@ -310,7 +311,8 @@ def build(network: uci.Package, own: uci.Package | None) -> Config:
             problems += notes
     problems += overrides_mod.unmatched(overrides, seen, wg_ifaces, managed_ifaces,
                                         own_path)
-    return Config(settings, tuple(peers), tuple(problems), tuple(managed_ifaces))
+    return Config(settings, tuple(peers), tuple(problems), tuple(managed_ifaces),
+                  tuple(hostroute_advice.advice(network, peers, settings.host_routes)))
 
 
 def load(config_dir: str) -> Config:
