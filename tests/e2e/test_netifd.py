@@ -31,6 +31,8 @@ def test_recreated_interface_gets_the_verified_endpoint_back_at_once(lab, tmp_pa
             time.sleep(0.3)
     log = (run_dir.parent / "daemon.log").read_text()
     assert "re-applying" in log and "ERROR" not in log
+    # the "from" of a switch is what the re-created interface had, not the daemon's memory
+    assert f"switched {links['v6a'].endpoint()} -> {links['v4a'].endpoint()}" in log
     print(f"re-applied after ifup: median {statistics.median(took):.3f} s, "
           f"max {max(took):.3f} s")
     assert statistics.median(took) < 1.5  # target 0.5 s; loose for a noisy machine
