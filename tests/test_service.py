@@ -281,3 +281,36 @@ def test_under_procd_each_line_gets_its_priority(tmp_path):
                for p, ln in logd)
     assert not any(p == "daemon.err" and ln.startswith("INFO") for p, ln in logd)
     assert proc.returncode == 0
+
+
+def test_sighup_in_the_first_tenth_of_a_second_does_not_kill_the_daemon(tmp_path):
+    """procd may send a reload the instant after it starts the daemon. Started as the init
+    script has procd start it (a shell that ignores HUP and USR1, then exec), no early
+    signal kills it."""
+    import random
+    import time
+
+    (tmp_path / "network").write_text("config interface 'wg0'\n\toption proto 'wireguard'\n")
+    rng = random.Random(3)
+    for i in range(5):
+        run = tmp_path / f"run{i}"
+        env = dict(os.environ, WG_ENDPOINTD_RUN_DIR=str(run), PYTHONPATH="src")
+        proc = subprocess.Popen(["sh", "-c", 'trap "" HUP USR1; exec "$0" "$@"',
+                                 sys.executable, "-m", "wg_endpointd", "run", "--config-dir",
+                                 str(tmp_path)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            time.sleep(0.03 + rng.uniform(0, 0.07))  # after the interpreter itself is up
+            proc.send_signal(signal.SIGHUP)
+            for _ in range(100):  # bounded: 10 s
+                if (run / "state.json").exists():
+                    break
+                time.sleep(0.1)
+            assert proc.poll() is None, f"try {i}: died ({proc.returncode})"
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=10)
+            assert proc.returncode == 0, err
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
