@@ -1,7 +1,7 @@
 # wg-endpointd developer entry points. `make demo` and `make test` set up everything they need.
 PY := PYTHONPATH=src:. .venv/bin/python
 
-.PHONY: setup test unit lint demo bench ipk clean
+.PHONY: setup test unit lint demo bench ipk apk feed clean
 
 setup:
 	sh scripts/setup.sh
@@ -24,8 +24,16 @@ bench: setup
 	$(PY) -m bench.daemon
 	$(PY) bench/hotplug_bench.py
 
+# OpenWrt packages without the SDK: .ipk (24.10, opkg), .apk (25.12, apk), and a
+# feed folder with both plus their indexes (docs/install-openwrt.md).
 ipk: setup
 	$(PY) scripts/build_ipk.py --out dist
+
+apk: setup
+	$(PY) scripts/build_apk.py --out dist
+
+feed: setup
+	$(PY) scripts/build_feed.py --out dist/feed
 
 clean:
 	rm -rf dist build .pytest_cache .mypy_cache .ruff_cache

@@ -1,52 +1,42 @@
 #!/usr/bin/env python3
-"""Build wg-endpointd and python3-icmplib .ipk packages without the OpenWrt SDK.
+"""Build the OpenWrt .ipk packages (24.10 and older, opkg) without the SDK.
 
     python3 scripts/build_ipk.py --out dist [--icmplib-src PATH]
 
 The output has the layout of OpenWrt's scripts/ipkg-build: a gzip'd GNU tar
 holding ./debian-binary, ./data.tar.gz and ./control.tar.gz (in that order),
-members sorted by name, owned by 0:0, every timestamp the same. Package
-metadata (version, release, DEPENDS, section, texts, icmplib's sdist hash)
-comes from the feed Makefiles under openwrt/, the version also from
-src/wg_endpointd/__init__.py; the two must agree.
+members sorted by name, owned by 0:0, every timestamp the same. The control
+files are what include/package-pack.mk writes: control, conffiles, the
+generated postinst and prerm, and the package's own postinst-pkg/prerm-pkg,
+which default_postinst/default_prerm source. What goes in comes from
+scripts/pkgspec.py and pkgfiles.py.
 
 Timestamps come from SOURCE_DATE_EPOCH, else the last git commit, else 0,
-so the same inputs always give the same bytes.
-
-Only the standard library is used. `pip` is run once to download the icmplib
-sdist into build/cache when no --icmplib-src is given.
+so the same inputs always give the same bytes. Only the standard library is
+used (plus `pip download` once for the icmplib sdist, see pkgfiles.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
-import dataclasses
 import gzip
-import hashlib
 import io
 import os
 import re
-import shutil
-import subprocess
 import sys
 import tarfile
 import tempfile
-import zipfile
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
-REPO = Path(__file__).resolve().parent.parent
-FEED_NAME = "wgendpointd"  # the name used in feeds.conf (docs/install-openwrt.md)
-WG_MAKEFILE = "openwrt/net/wg-endpointd/Makefile"
-ICMPLIB_MAKEFILE = "openwrt/lang/python3-icmplib/Makefile"
-LAUNCHER = "openwrt/net/wg-endpointd/files/launcher.py"
-# Python minors of OpenWrt 23.05/24.10 (3.11), 25.12 (3.13) and master (3.14).
-PYTHON_MINORS = ("3.11", "3.13", "3.14")
+if __package__ in (None, ""):  # run as a script: make `scripts` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-# What include/package-pack.mk generates for every package: hand over to
-# base-files' default_postinst/default_prerm (enable + start the package's
-# init scripts on a live system, only enable in an image; disable + stop).
+from scripts.pkgfiles import packages  # noqa: E402
+from scripts.pkgspec import REPO, BuildError, Entry, Package, source_date_epoch  # noqa: E402
+
+# What include/package-pack.mk generates as every ipk's postinst and prerm:
+# hand over to base-files' default_postinst/default_prerm.
 POSTINST = """\
 #!/bin/sh
 [ "${IPKG_NO_SCRIPT}" = "1" ] && exit 0
@@ -60,305 +50,7 @@ PRERM = """\
 . ${IPKG_INSTROOT}/lib/functions.sh
 default_prerm $0 $@
 """
-
-
-class BuildError(Exception):
-    """The inputs are missing or inconsistent; the message says which."""
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Entry:
-    """One member of data.tar.gz: a file, a directory or a symlink."""
-
-    path: str  # relative, no leading "./"
-    mode: int
-    data: bytes = b""
-    kind: str = "file"  # "file", "dir" or "symlink"
-    target: str = ""  # for symlinks
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Package:
-    """What goes into one .ipk."""
-
-    name: str
-    version: str
-    depends: tuple[str, ...]
-    source: str
-    license: str
-    license_files: str
-    section: str
-    url: str
-    description: str
-    conffiles: tuple[str, ...]
-    entries: tuple[Entry, ...]
-    arch: str = "all"
-
-    @property
-    def filename(self) -> str:
-        """Return the ipk file name, <Package>_<Version>_<Arch>.ipk."""
-        return f"{self.name}_{self.version}_{self.arch}.ipk"
-
-
-# -- metadata -------------------------------------------------------------
-
-
-def parse_makefile(path: Path) -> tuple[dict[str, str], dict[str, str]]:
-    """Read `VAR:=value` assignments and `define NAME ... endef` blocks.
-
-    Assignments inside a define are returned as "<define name>/<VAR>".
-    This is not make; it only reads the literal parts the feed Makefiles keep.
-    """
-    variables: dict[str, str] = {}
-    defines: dict[str, str] = {}
-    current: str | None = None
-    body: list[str] = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if current is not None:
-            if line.strip() == "endef":
-                defines[current] = "\n".join(body)
-                current = None
-                continue
-            body.append(line)
-            m = re.match(r"\s*([A-Z_]+)\s*:=\s*(.*?)\s*$", line)
-            if m:
-                variables[f"{current}/{m.group(1)}"] = m.group(2)
-            continue
-        m = re.match(r"define\s+(\S+)\s*$", line)
-        if m:
-            current, body = m.group(1), []
-            continue
-        m = re.match(r"([A-Z0-9_]+)\s*:=\s*(.*?)\s*$", line)
-        if m:
-            variables[m.group(1)] = m.group(2)
-    return variables, defines
-
-
-def _literal(variables: dict[str, str], key: str, path: Path) -> str:
-    value = variables.get(key, "")
-    if not value or "$" in value:
-        raise BuildError(f"{path}: {key} must be set to a literal value")
-    return value
-
-
-def _depends(spec: str, path: Path) -> tuple[str, ...]:
-    deps = ["libc"]  # PKG_DEFAULT_DEPENDS, which package-defaults.mk adds to every package
-    for word in spec.split():
-        if word.startswith("@"):
-            continue
-        if not word.startswith("+") or ":" in word:
-            raise BuildError(f"{path}: unsupported DEPENDS entry {word!r}")
-        deps.append(word[1:])
-    return tuple(deps)
-
-
-def read_version(repo: Path) -> str:
-    """Return __version__ from src/wg_endpointd/__init__.py."""
-    init = repo / "src/wg_endpointd/__init__.py"
-    for node in ast.parse(init.read_text(encoding="utf-8")).body:
-        if (isinstance(node, ast.Assign) and len(node.targets) == 1
-                and isinstance(node.targets[0], ast.Name)
-                and node.targets[0].id == "__version__"
-                and isinstance(node.value, ast.Constant)):
-            return str(node.value.value)
-    raise BuildError(f"{init}: no __version__ = '...' assignment")
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class FeedPackage:
-    """The fields of one feed Makefile that the ipk needs."""
-
-    makefile: Path
-    name: str
-    pkg_version: str
-    pkg_release: str
-    license: str
-    license_files: str
-    section: str
-    url: str
-    depends: tuple[str, ...]
-    description: str
-    conffiles: tuple[str, ...]
-    variables: dict[str, str]
-
-    @property
-    def version(self) -> str:
-        """Return the opkg version, PKG_VERSION-PKG_RELEASE."""
-        return f"{self.pkg_version}-{self.pkg_release}"
-
-
-def read_feed_package(repo: Path, rel: str) -> FeedPackage:
-    """Read a feed Makefile; raise BuildError when a needed field is not literal."""
-    path = repo / rel
-    if not path.is_file():
-        raise BuildError(f"{path}: missing")
-    variables, defines = parse_makefile(path)
-    name = _literal(variables, "PKG_NAME", path)
-    pkg = f"Package/{name}"
-    version = _literal(variables, "PKG_VERSION", path)
-    release = _literal(variables, "PKG_RELEASE", path)
-    if not re.fullmatch(r"\d+\.\d+\.\d+", version) or not release.isdigit():
-        raise BuildError(f"{path}: PKG_VERSION must be N.N.N and PKG_RELEASE an integer (apk)")
-    if variables.get(f"{pkg}/PKGARCH") != "all":
-        raise BuildError(f"{path}: {pkg} must set PKGARCH:=all")
-    description = defines.get(f"{pkg}/description", "").strip("\n")
-    if not description.strip():
-        raise BuildError(f"{path}: {pkg}/description is empty")
-    return FeedPackage(
-        makefile=path,
-        name=name,
-        pkg_version=version,
-        pkg_release=release,
-        license=_literal(variables, "PKG_LICENSE", path),
-        license_files=variables.get("PKG_LICENSE_FILES", ""),
-        section=_literal(variables, f"{pkg}/SECTION", path),
-        url=variables.get(f"{pkg}/URL", ""),
-        depends=_depends(variables.get(f"{pkg}/DEPENDS", ""), path),
-        description=description,
-        conffiles=tuple(defines.get(f"{pkg}/conffiles", "").split()),
-        variables=variables,
-    )
-
-
-def source_date_epoch(repo: Path) -> int:
-    """Return the timestamp for every tar member and SourceDateEpoch."""
-    env = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    if env:
-        if not env.isdigit():
-            raise BuildError(f"SOURCE_DATE_EPOCH={env!r} is not a whole number of seconds")
-        return int(env)
-    git = shutil.which("git")
-    if git is None:
-        return 0
-    try:
-        out = subprocess.run([git, "-C", str(repo), "log", "-1", "--format=%ct"],
-                             capture_output=True, text=True, timeout=30, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return 0
-    value = out.stdout.strip()
-    return int(value) if out.returncode == 0 and value.isdigit() else 0
-
-
-# -- contents -------------------------------------------------------------
-
-
-def _router_file_mode(rel: PurePosixPath, source: Path) -> int:
-    parts = rel.parts
-    if parts[:2] == ("etc", "config"):
-        return 0o600  # INSTALL_CONF
-    if parts[:2] in (("etc", "init.d"), ("etc", "uci-defaults"), ("usr", "bin"),
-                     ("usr", "sbin")):
-        return 0o755
-    if parts[:2] == ("etc", "hotplug.d"):
-        return 0o644  # sourced, not executed
-    return 0o755 if source.stat().st_mode & 0o111 else 0o644
-
-
-def _tree_files(top: Path, *, python_only: bool = False) -> Iterable[tuple[PurePosixPath, Path]]:
-    for path in sorted(top.rglob("*")):
-        rel = PurePosixPath(path.relative_to(top).as_posix())
-        if not path.is_file() or "__pycache__" in rel.parts or rel.name.endswith("~"):
-            continue
-        if python_only and path.suffix != ".py":
-            continue
-        yield rel, path
-
-
-def wg_endpointd_entries(repo: Path) -> list[Entry]:
-    """Return the data files of wg-endpointd, globbed from src/ and files/."""
-    code = repo / "src/wg_endpointd"
-    entries = [Entry(f"usr/lib/wg-endpointd/wg_endpointd/{rel}", 0o644, path.read_bytes())
-               for rel, path in _tree_files(code, python_only=True)]
-    if not any(e.path.endswith("wg_endpointd/__init__.py") for e in entries):
-        raise BuildError(f"{code}: no __init__.py")
-    entries.append(Entry("usr/bin/wg-endpointd", 0o755, (repo / LAUNCHER).read_bytes()))
-    files = repo / "files"
-    entries += [Entry(str(rel), _router_file_mode(rel, path), path.read_bytes())
-                for rel, path in _tree_files(files)]
-    return entries
-
-
-def _sdist_members(archive: Path) -> dict[str, bytes]:
-    out: dict[str, bytes] = {}
-    with tarfile.open(archive, "r:gz") as tar:
-        for member in tar.getmembers():
-            parts = PurePosixPath(member.name).parts
-            if member.isfile() and len(parts) >= 3 and parts[1] == "icmplib":
-                out["/".join(parts[2:])] = tar.extractfile(member).read()  # type: ignore[union-attr]
-    return out
-
-
-def _wheel_members(archive: Path) -> dict[str, bytes]:
-    with zipfile.ZipFile(archive) as whl:
-        return {name[len("icmplib/"):]: whl.read(name) for name in whl.namelist()
-                if name.startswith("icmplib/") and not name.endswith("/")}
-
-
-def _dir_members(path: Path) -> dict[str, bytes]:
-    pkg = path if (path / "__init__.py").is_file() else path / "icmplib"
-    return {str(rel): p.read_bytes() for rel, p in _tree_files(pkg)}
-
-
-def fetch_icmplib_sdist(feed: FeedPackage, cache: Path) -> Path:
-    """Return the icmplib sdist named in the feed Makefile, downloading it with pip if needed.
-
-    Raises BuildError when the download fails or the hash differs from PKG_HASH.
-    """
-    pypi_name = _literal(feed.variables, "PYPI_NAME", feed.makefile)
-    want = _literal(feed.variables, "PKG_HASH", feed.makefile)
-    sdist = cache / f"{pypi_name}-{feed.pkg_version}.tar.gz"
-    if not sdist.is_file():
-        cache.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-               "--dest", str(cache), f"{pypi_name}=={feed.pkg_version}"]
-        try:
-            result = subprocess.run(cmd, capture_output=True, text=True, check=False,
-                                    timeout=300)
-        except subprocess.TimeoutExpired:
-            raise BuildError(f"pip download of {sdist.name} timed out") from None
-        if result.returncode != 0 or not sdist.is_file():
-            raise BuildError(f"could not download {sdist.name} with pip "
-                             f"(use --icmplib-src): {result.stderr.strip()[-500:]}")
-    got = hashlib.sha256(sdist.read_bytes()).hexdigest()
-    if got != want:
-        raise BuildError(f"{sdist}: sha256 {got} differs from PKG_HASH {want} "
-                         f"in {feed.makefile}")
-    return sdist
-
-
-def icmplib_entries(feed: FeedPackage, src: Path | None, cache: Path) -> list[Entry]:
-    """Return the data files of python3-icmplib.
-
-    `src` may be the sdist, a wheel, the icmplib package directory or its
-    parent; None means the sdist from the cache (downloaded when missing).
-    """
-    if src is None:
-        src = fetch_icmplib_sdist(feed, cache)
-    if src.is_dir():
-        members = _dir_members(src)
-    elif src.name.endswith(".whl"):
-        members = _wheel_members(src)
-    elif src.name.endswith((".tar.gz", ".tgz")):
-        if src.name == f"icmplib-{feed.pkg_version}.tar.gz":
-            want = feed.variables.get("PKG_HASH", "")
-            if hashlib.sha256(src.read_bytes()).hexdigest() != want:
-                raise BuildError(f"{src}: sha256 differs from PKG_HASH in {feed.makefile}")
-        members = _sdist_members(src)
-    else:
-        raise BuildError(f"{src}: expected an sdist, a wheel or a directory")
-    members = {k: v for k, v in members.items() if k.endswith(".py") and "__pycache__" not in k}
-    if "__init__.py" not in members:
-        raise BuildError(f"{src}: no icmplib/__init__.py inside")
-    version = re.search(rb"__version__\s*=\s*['\"]([^'\"]+)", members["__init__.py"])
-    if version is None or version.group(1).decode() != feed.pkg_version:
-        raise BuildError(f"{src}: icmplib version is not {feed.pkg_version} "
-                         f"({feed.makefile})")
-    entries = [Entry(f"usr/lib/python3-icmplib/icmplib/{name}", 0o644, data)
-               for name, data in sorted(members.items())]
-    for minor in PYTHON_MINORS:
-        entries.append(Entry(f"usr/lib/python{minor}/site-packages/icmplib", 0o777,
-                             kind="symlink", target="../../python3-icmplib/icmplib"))
-    return entries
+CONTROL_SCRIPTS = ("postinst", "prerm", "postinst-pkg", "prerm-pkg")
 
 
 # -- archive format -------------------------------------------------------
@@ -434,6 +126,11 @@ def ipk_bytes(pkg: Package, epoch: int) -> bytes:
                                                           sorted(pkg.conffiles)).encode()))
     control += [Entry("postinst", 0o755, POSTINST.encode()),
                 Entry("prerm", 0o755, PRERM.encode())]
+    # package-pack.mk stores Package/<name>/postinst and /prerm as -pkg files.
+    if pkg.postinst_pkg:
+        control.append(Entry("postinst-pkg", 0o755, pkg.postinst_pkg.encode()))
+    if pkg.prerm_pkg:
+        control.append(Entry("prerm-pkg", 0o755, pkg.prerm_pkg.encode()))
     outer = [Entry("debian-binary", 0o644, b"2.0\n"),
              Entry("data.tar.gz", 0o644, gzip_bytes(data_tar)),
              Entry("control.tar.gz", 0o644, gzip_bytes(tar_bytes(control, epoch)))]
@@ -449,51 +146,28 @@ def ipk_bytes(pkg: Package, epoch: int) -> bytes:
     return gzip_bytes(buf.getvalue())
 
 
-# -- packages -------------------------------------------------------------
+# -- packages ---------------------------------------------------------------
 
 
-def _package(feed: FeedPackage, entries: list[Entry]) -> Package:
-    category = feed.makefile.parent.parent.name
-    present = {f"/{e.path}" for e in entries}
-    missing = [c for c in feed.conffiles if c not in present]
-    if missing:
-        raise BuildError(f"{feed.makefile}: conffiles not in the package: {missing}")
-    return Package(
-        name=feed.name, version=feed.version, depends=feed.depends,
-        source=f"feeds/{FEED_NAME}/{category}/{feed.makefile.parent.name}",
-        license=feed.license, license_files=feed.license_files, section=feed.section,
-        url=feed.url, description=feed.description, conffiles=feed.conffiles,
-        entries=tuple(entries),
-    )
-
-
-def packages(repo: Path = REPO, icmplib_src: Path | None = None,
-             cache: Path | None = None) -> list[Package]:
-    """Describe both packages; raise BuildError on missing or inconsistent inputs."""
-    wg = read_feed_package(repo, WG_MAKEFILE)
-    version = read_version(repo)
-    if wg.pkg_version != version:
-        raise BuildError(f"{wg.makefile}: PKG_VERSION {wg.pkg_version} differs from "
-                         f"__version__ {version} in src/wg_endpointd/__init__.py")
-    icmp = read_feed_package(repo, ICMPLIB_MAKEFILE)
-    cache = cache or repo / "build/cache"
-    return [_package(wg, wg_endpointd_entries(repo)),
-            _package(icmp, icmplib_entries(icmp, icmplib_src, cache))]
+def write_atomic(target: Path, data: bytes) -> None:
+    """Write `data` to `target` through a temporary file and a rename, mode 0644."""
+    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".pkg-", delete=False) as tmp:
+        tmp.write(data)
+    os.chmod(tmp.name, 0o644)
+    os.replace(tmp.name, target)
 
 
 def build(out: Path, repo: Path = REPO, icmplib_src: Path | None = None,
-          cache: Path | None = None, epoch: int | None = None) -> list[Path]:
-    """Write both .ipk files into `out` and return their paths."""
+          cache: Path | None = None, epoch: int | None = None,
+          pkgs: list[Package] | None = None) -> list[Path]:
+    """Write every package as .ipk into `out` and return the paths."""
     if epoch is None:
         epoch = source_date_epoch(repo)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for pkg in packages(repo, icmplib_src, cache):
-        target = out / pkg.filename
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".ipk-", delete=False) as tmp:
-            tmp.write(ipk_bytes(pkg, epoch))
-        os.chmod(tmp.name, 0o644)
-        os.replace(tmp.name, target)
+    for pkg in pkgs if pkgs is not None else packages(repo, icmplib_src, cache):
+        target = out / pkg.ipk_filename
+        write_atomic(target, ipk_bytes(pkg, epoch))
         written.append(target)
     return written
 
@@ -547,13 +221,13 @@ def extract_into(ipk: Path, root: Path, *, opkg_info: bool = False) -> list[str]
         for key, data in control.items():
             dest = info / f"{pkg}.{key}"
             dest.write_bytes(data)
-            dest.chmod(0o755 if key in ("postinst", "prerm") else 0o644)
+            dest.chmod(0o755 if key in CONTROL_SCRIPTS else 0o644)
     return listed
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Build both packages and print their paths; exit 1 on a BuildError."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    """Build the packages and print their paths; exit 1 on a BuildError."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "dist",
                         help="output directory (default: dist)")
     parser.add_argument("--icmplib-src", type=Path,
@@ -573,4 +247,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -141,6 +141,7 @@ class FakeRoutes:
 
     def ensure(self, key, iface, address):
         self.log.append(("ensure", address))
+        return True
 
     def retain(self, key, keep):
         self.log.append(("retain", keep))

@@ -64,7 +64,7 @@ def make(tmp_path, hold=20.0):
     settings = Settings(check_interval=1, dead_after=3, failback_hold=hold, backoff_max=8)
     peers = (member(KA, "vpn1.test", EA, "preferred"), member(KB, "vpn2.test", EB, "standby"))
     group = GroupConfig("vpn", "wg0", (KA, KB), MOVING, hold)
-    cfg = Config(settings, peers, (), ("wg0",), (group,))
+    cfg = Config(settings, peers, (), ("wg0",), groups=(group,))
     # as netifd leaves it: the peer configured last holds the shared allowed IPs
     wg = GroupWg({"wg0": {KA: PeerDump(KA, EA, (), 0, 0, 0, None),
                           KB: PeerDump(KB, EB, MOVING, 0, 0, 0, None)}}, working={EA, EB})

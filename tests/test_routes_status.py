@@ -39,37 +39,116 @@ def test_covers_endpoint_only_for_routed_allowed_ips():
     assert not covers_endpoint(split, "192.0.2.2")
 
 
-def test_host_route_added_through_uplink_and_stale_one_removed():
-    ip = IpFake({"ip route get 192.0.2.2": "192.0.2.2 dev wg0 src 198.51.100.130",
-                 "ip route get 192.0.2.9": "192.0.2.9 dev wg0 src 198.51.100.130",
-                 "ip -4 route show default": "default dev wg0 scope link\n"
-                                             "default via 198.51.100.1 dev wan proto static\n"})
-    routes = HostRoutes(run=ip, use_ubus=False)
-    routes.ensure(K1, "wg0", "192.0.2.2")
-    assert ["ip", "-4", "route", "replace", "192.0.2.2", "via", "198.51.100.1", "dev", "wan",
-            "proto", PROTO] in ip.calls
-    routes.ensure(K1, "wg0", "192.0.2.9")
-    routes.retain(K1, "192.0.2.9")
-    assert ["ip", "route", "del", "192.0.2.2", "proto", PROTO] in ip.calls
-    assert ["ip", "route", "del", "192.0.2.9", "proto", PROTO] not in ip.calls
+class IpRoutes:
+    """A stand-in for `ip` over a tiny main table, answering as iproute2 does: `route get`
+    picks the longest prefix, `route add` of an existing destination fails with "File
+    exists", `route del` of a missing one with "No such process"."""
+
+    def __init__(self, tunnel="wg0"):
+        self.table = {"0.0.0.0/1": ("dev", tunnel, None), "128.0.0.0/1": ("dev", tunnel, None)}
+        self.defaults = f"default dev {tunnel} scope link\ndefault via 198.51.100.1 dev wan proto static\n"
+        self.calls = []
+
+    def __call__(self, argv, **kw):
+        assert "shell" not in kw and kw["timeout"] > 0
+        self.calls.append(argv)
+        args = [a for a in argv[1:] if a not in ("-4", "-6")]
+
+        def ok(out=""):
+            return subprocess.CompletedProcess(argv, 0, out, "")
+
+        def err(msg):
+            return subprocess.CompletedProcess(argv, 2, "", msg)
+
+        if args[:2] == ["route", "get"]:
+            addr = args[2]
+            if addr in self.table:
+                via, dev = self.table[addr][0], self.table[addr][1]
+                return ok(f"{addr} via {via} dev {dev} proto {self.table[addr][2]}")
+            return ok(f"{addr} dev wg0 src 198.51.100.130")
+        if args[:3] == ["route", "show", "default"]:
+            return ok(self.defaults)
+        if args[:3] == ["route", "show", "proto"]:
+            return ok("".join(f"{a} via {v[0]} dev {v[1]} proto 186\n"
+                              for a, v in self.table.items() if v[2] == PROTO))
+        if args[:2] == ["route", "add"]:
+            if args[2] in self.table:
+                return err("RTNETLINK answers: File exists")
+            self.table[args[2]] = (args[args.index("via") + 1], args[args.index("dev") + 1],
+                                   args[args.index("proto") + 1])
+            return ok()
+        if args[:2] == ["route", "del"]:
+            entry = self.table.get(args[2])
+            if entry is None or entry[2] != args[4]:
+                return err("RTNETLINK answers: No such process")
+            del self.table[args[2]]
+            return ok()
+        raise AssertionError(f"unexpected ip call {argv}")
+
+
+W0, W1 = ("wg0", K1), ("wg1", K1)
+
+
+def test_host_route_through_uplink_then_removed_after_switch_back_and_stop():
+    ip = IpRoutes()
+    routes = HostRoutes(run=ip)
+    assert routes.ensure(W0, "wg0", "192.0.2.9")  # the backup
+    assert ip.table["192.0.2.9"] == ("198.51.100.1", "wan", PROTO)
+    routes.ensure(W0, "wg0", "192.0.2.2")  # switch back
+    routes.retain(W0, "192.0.2.2")
+    assert "192.0.2.9" not in ip.table and "192.0.2.2" in ip.table
+    routes.clear()  # stop
+    assert not [a for a, v in ip.table.items() if v[2] == PROTO]
+
+
+def test_netifd_routes_are_never_touched():
+    """A route that netifd made (proto static) already keeps the endpoint outside."""
+    ip = IpRoutes()
+    ip.table["192.0.2.2"] = ("198.51.100.1", "wan", "static")
+    routes = HostRoutes(run=ip)
+    assert routes.ensure(W0, "wg0", "192.0.2.2")
     routes.clear()
-    assert ip.calls[-1] == ["ip", "route", "del", "192.0.2.9", "proto", PROTO]
+    assert ip.table["192.0.2.2"] == ("198.51.100.1", "wan", "static")
+    assert not any(c[1:3] in (["route", "add"], ["route", "del"]) for c in ip.calls)
 
 
-def test_no_host_route_when_already_outside_the_tunnel():
-    ip = IpFake({"ip route get": "192.0.2.2 via 198.51.100.1 dev wan"})
-    routes = HostRoutes(run=ip, use_ubus=False)
-    routes.ensure(K1, "wg0", "192.0.2.2")
-    assert not any("replace" in c for c in ip.calls) and routes.owned[K1] == set()
+def test_route_gone_with_its_uplink_is_added_again():
+    ip = IpRoutes()
+    routes = HostRoutes(run=ip)
+    routes.ensure(W0, "wg0", "192.0.2.2")
+    del ip.table["192.0.2.2"]  # the uplink went down: the kernel dropped the route
+    assert routes.ensure(W0, "wg0", "192.0.2.2")
+    assert "192.0.2.2" in ip.table
 
 
-def test_ubus_host_route_excludes_the_tunnel():
-    ip = IpFake({})
-    HostRoutes(run=ip, use_ubus=True).ensure(K1, "wg0", "2001:db8::2")
-    [call] = ip.calls
-    assert call[:4] == ["ubus", "call", "network", "add_host_route"]
-    assert json.loads(call[4]) == {"target": "2001:db8::2", "v6": True, "interface": "wg0",
-                                   "exclude": True}
+def test_shared_endpoint_route_stays_while_another_tunnel_uses_it():
+    ip = IpRoutes()
+    routes = HostRoutes(run=ip)
+    routes.ensure(W0, "wg0", "192.0.2.2")
+    routes.ensure(W1, "wg0", "192.0.2.2")
+    routes.retain(W0, None)
+    assert "192.0.2.2" in ip.table
+    routes.keep_only({W0})
+    assert "192.0.2.2" not in ip.table
+
+
+def test_routes_of_an_earlier_run_are_adopted_and_pruned():
+    ip = IpRoutes()
+    ip.table["192.0.2.2"] = ("198.51.100.1", "wan", PROTO)  # still needed
+    ip.table["192.0.2.7"] = ("198.51.100.1", "wan", PROTO)  # left over
+    routes = HostRoutes(run=ip)
+    routes.adopt()
+    routes.ensure(W0, "wg0", "192.0.2.2")
+    routes.prune_adopted()
+    assert "192.0.2.2" in ip.table and "192.0.2.7" not in ip.table
+
+
+def test_route_failures_are_logged(caplog):
+    ip = IpRoutes()
+    ip.defaults = "default dev wg0 scope link\n"  # no uplink at all
+    routes = HostRoutes(run=ip)
+    assert not routes.ensure(W0, "wg0", "192.0.2.2")
+    assert any("no default route outside the tunnel" in r.message for r in caplog.records)
 
 
 def test_rundir_atomic_and_pid_ownership(fs):

@@ -79,6 +79,13 @@ class FakeRoutes:
 
     def ensure(self, key, iface, address):
         self.owned.setdefault(key, set()).add(address)
+        return True
+
+    def adopt(self):
+        pass
+
+    def prune_adopted(self):
+        pass
 
     def retain(self, key, keep):
         self.owned[key] = {a for a in self.owned.get(key, set()) if a == keep}
@@ -214,3 +221,96 @@ def test_resolution_wait_stops_when_asked():
         net.resolve_one = orig
         gate.set()
     assert took < 2 and isinstance(out["slow.example.test"], net.ResolveError)
+
+
+def test_interface_rebuilt_by_netifd_is_quiet_and_the_choice_reapplied(tmp_path, caplog):
+    """ifdown wg0 (netifd tears it down), then ifup with the peer as UCI has it: no
+    error lines for the gap, and the verified endpoint goes back first, at once."""
+    from wg_endpointd.errors import WgMissing
+    from wg_endpointd.model import PeerDump
+
+    d, wg, clock, _ = make(tmp_path)
+    fail_over(d, wg, clock)  # now on V4, verified
+    assert wg.ifaces["wg0"][K1].endpoint == V4
+    saved = wg.ifaces.pop("wg0")
+    wg.show = lambda iface: (_ for _ in ()).throw(WgMissing("wg0 is not there (No such device)"))
+    wg.show_all = lambda: {}
+    caplog.set_level(logging.INFO, logger="wg_endpointd")
+    for _ in range(3):
+        d.on_signal(signal.SIGUSR1)  # ifdown, ifup-failed ...
+        d.step()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len([r for r in caplog.records if "waiting for it to come back" in r.message]) == 1
+    del wg.show, wg.show_all  # netifd brings wg0 back, the peer on UCI's first address
+    wg.ifaces["wg0"] = {K1: PeerDump(K1, V6, saved[K1].allowed_ips, 0, 0, 0, None)}
+    resets = len(wg.resets)
+    d.on_signal(signal.SIGUSR1)
+    d.step()
+    assert wg.resets[resets][1][0][1] == V4  # the verified endpoint first, no wait on V6
+    assert wg.ifaces["wg0"][K1].endpoint == V4
+    assert any("re-applying" in r.message for r in caplog.records)
+
+
+def test_under_procd_each_line_gets_its_priority(tmp_path):
+    """procd (service/instance.c: instance_stdio) reads a service's stdout and stderr
+    through pipes and hands each line to logd at LOG_INFO and LOG_ERR respectively. This
+    stand-in does the same with the real daemon."""
+    import time
+
+    (tmp_path / "network").write_text("config interface 'wg0'\n\toption proto 'wireguard'\n")
+    (tmp_path / "wg-endpointd").write_text("config globals 'globals'\n\toption chek_interval '5'\n")
+    env = dict(os.environ, WG_ENDPOINTD_RUN_DIR=str(tmp_path / "run"), PYTHONPATH="src")
+    proc = subprocess.Popen([sys.executable, "-m", "wg_endpointd", "run", "--config-dir",
+                             str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    try:
+        for _ in range(100):  # bounded: 10 s
+            if (tmp_path / "run" / "state.json").exists():
+                break
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+    logd = [("daemon.info", ln) for ln in out.splitlines()] + \
+           [("daemon.err", ln) for ln in err.splitlines()]
+    assert ("daemon.info", "INFO: started: 0 managed peer(s) on wg0") in logd
+    assert any(p == "daemon.err" and "chek_interval" in ln and ln.startswith("WARNING")
+               for p, ln in logd)
+    assert not any(p == "daemon.err" and ln.startswith("INFO") for p, ln in logd)
+    assert proc.returncode == 0
+
+
+def test_sighup_in_the_first_tenth_of_a_second_does_not_kill_the_daemon(tmp_path):
+    """procd may send a reload the instant after it starts the daemon. Started as the init
+    script has procd start it (a shell that ignores HUP and USR1, then exec), no early
+    signal kills it."""
+    import random
+    import time
+
+    (tmp_path / "network").write_text("config interface 'wg0'\n\toption proto 'wireguard'\n")
+    rng = random.Random(3)
+    for i in range(5):
+        run = tmp_path / f"run{i}"
+        env = dict(os.environ, WG_ENDPOINTD_RUN_DIR=str(run), PYTHONPATH="src")
+        proc = subprocess.Popen(["sh", "-c", 'trap "" HUP USR1; exec "$0" "$@"',
+                                 sys.executable, "-m", "wg_endpointd", "run", "--config-dir",
+                                 str(tmp_path)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            time.sleep(0.03 + rng.uniform(0, 0.07))  # after the interpreter itself is up
+            proc.send_signal(signal.SIGHUP)
+            for _ in range(100):  # bounded: 10 s
+                if (run / "state.json").exists():
+                    break
+                time.sleep(0.1)
+            assert proc.poll() is None, f"try {i}: died ({proc.returncode})"
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=10)
+            assert proc.returncode == 0, err
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)

@@ -464,7 +464,7 @@ def test_hotplug_returns_quickly(lab: Lab, fakes: dict[str, FakeDaemon]) -> None
 
 INSTANCE = [
     ["procd_open_instance"],
-    ["procd_set_param", "command", "PROG", "run"],
+    ["procd_set_param", "command", "/bin/sh", "-c", 'trap "" HUP USR1; exec "$0" run', "PROG"],
     ["procd_set_param", "respawn", "3600", "5", "5"],
     ["procd_set_param", "stdout", "1"],
     ["procd_set_param", "stderr", "1"],

@@ -139,17 +139,18 @@ def cmd_once(args: argparse.Namespace) -> int:
 
     _check_selectors(args)
     problems: tuple[str, ...] = ()
+    advice: tuple[str, ...] = ()
     host_routes = True
     if args.host is not None:
         peers = [_adhoc_peer(args)]
         level = "info"
     else:
         cfg = load_config(args.config_dir)
-        problems, level = cfg.problems, cfg.settings.log_level
+        problems, level, advice = cfg.problems, cfg.settings.log_level, cfg.advice
         host_routes = cfg.settings.host_routes
         peers = _select(cfg, args)
     setup_logging("debug" if args.verbose else level)
-    for problem in problems:
+    for problem in (*problems, *advice):
         log.warning("%s", problem)
     if not peers:
         log.warning("no managed peers")
@@ -235,7 +236,7 @@ def cmd_config(args: argparse.Namespace) -> int:
             state = "managed" if p.managed else f"not managed: {p.reason}"
             hosts = " ".join(str(h) for h in p.hosts) or "-"
             print(f"{p.interface}\t{p.public_key[:8]}…\t{p.description or '-'}\t{hosts}\t{state}")
-    for problem in cfg.problems:
+    for problem in (*cfg.problems, *cfg.advice):
         print(f"wg-endpointd: warning: {problem}", file=sys.stderr)
     return EXIT_UNFIXED if cfg.problems else EXIT_OK
 

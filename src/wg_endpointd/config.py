@@ -11,7 +11,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from . import groupconf, uci
+from . import groupconf, hostroute_advice, uci
 from . import overrides as overrides_mod
 from .errors import ConfigError
 from .options import FAMILIES as FAMILIES
@@ -81,6 +81,7 @@ class Config:
     peers: tuple[PeerConfig, ...]
     problems: tuple[str, ...] = ()  # one line each, naming file and line or section
     interfaces: tuple[str, ...] = ()
+    advice: tuple[str, ...] = ()  # warnings about the rest of the router (never an error)
     groups: tuple[groupconf.GroupConfig, ...] = ()
 
     def managed(self) -> list[PeerConfig]:
@@ -312,8 +313,8 @@ def build(network: uci.Package, own: uci.Package | None) -> Config:
     problems += overrides_mod.unmatched(overrides, seen, wg_ifaces, managed_ifaces,
                                         own_path)
     groups, bad = groupconf.read(own, peers, settings.failback_hold)
-    return Config(settings, tuple(peers), tuple(problems) + tuple(bad),
-                  tuple(managed_ifaces), groups)
+    return Config(settings, tuple(peers), tuple(problems) + tuple(bad), tuple(managed_ifaces),
+                  tuple(hostroute_advice.advice(network, peers, settings.host_routes)), groups)
 
 
 def load(config_dir: str) -> Config:

@@ -109,6 +109,8 @@ class Daemon:
             phase = st.FALLBACK if self._better(peer, out.endpoint, state.candidates) \
                 else st.HEALTHY
             state = st.verified(state, out.endpoint, now, self.wall(), phase)
+            if out.endpoint is not None:
+                self.engine.remembered[peer_id(peer)] = out.endpoint
             if out.status == "switched":
                 came_from = out.before or old.endpoint
                 log.info("%s: switched %s -> %s (%s)", peer.label, came_from or "(none)",
@@ -128,6 +130,10 @@ class Daemon:
                           delay)
         elif out.status == "dropped":
             state = st.retry_soon(state)
+        elif out.status == "absent":  # netifd rebuilding it: its ifup wakes us, no error
+            if old.fault != out.detail:
+                log.info("%s: %s; waiting for it to come back", peer.label, out.detail)
+            state = dataclasses.replace(st.retry_soon(state), fault=out.detail)
         self._set(peer, state)
 
     # -- the loop ----------------------------------------------------------
@@ -140,6 +146,8 @@ class Daemon:
         for out in outcomes:
             self.apply(out)
         self.groups.after_round(outcomes)
+        if self.last_round is None and self.engine.routes is not None:
+            self.engine.routes.prune_adopted()  # left by an earlier run, not needed now
         self.last_round = {"at": round(self.wall(), 3), "reason": why}
         self.next_resolve = self.clock() + self.cfg.settings.resolve_interval
 
@@ -154,12 +162,13 @@ class Daemon:
         set_level(cfg.settings.log_level)
         keep = {peer_id(p) for p in self.peers}
         self.states = {k: v for k, v in self.states.items() if k in keep}
+        self.engine.remembered = {k: v for k, v in self.engine.remembered.items() if k in keep}
         self._reload_routes(keep)
         try:
             self.run_dir.write_hotplug_list(self.hotplug_names())
         except OSError as exc:
             log.error("cannot write %s: %s", self.run_dir.path, exc.strerror or exc)
-        for problem in cfg.problems:
+        for problem in (*cfg.problems, *cfg.advice):
             log.warning("%s", problem)
         log.info("configuration reloaded: %d managed peer(s)", len(self.peers))
 
@@ -271,6 +280,8 @@ class Daemon:
             log.warning("state file unreadable (%s); rebuilding it", exc)
         self.run_dir.write_hotplug_list(self.hotplug_names())
         self.run_dir.write_pid(pid)
+        if self.engine.routes is not None:
+            self.engine.routes.adopt()
         log.info("started: %d managed peer(s) on %s", len(self.peers),
                  ", ".join(self.cfg.interfaces) or "no interfaces")
         try:

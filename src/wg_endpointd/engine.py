@@ -14,7 +14,7 @@ from typing import Protocol
 from . import candidates as cand
 from . import net, policy
 from .config import PeerConfig, default_probe_address
-from .errors import ProbeSetupError, WgError
+from .errors import ProbeSetupError, WgError, WgMissing
 from .model import Endpoint, InterfaceDump, PeerDump, ProbeResult
 from .outcome import Outcome, PeerId, peer_id
 from .verify import Job, RoutesLike, Verifier, WgLike
@@ -49,6 +49,7 @@ class Engine:
         self.verifier = Verifier(wg, clock, sleep, poll, self.dumps, lambda: self.stopping())
         self.routes = routes
         self.icmp_problem: str | None = None
+        self.remembered: dict[PeerId, Endpoint] = {}  # last verified endpoint (daemon)
 
     @property
     def routes(self) -> RoutesLike | None:
@@ -159,7 +160,9 @@ class Engine:
         errors: dict[PeerId, Outcome] = {}
         for peer in peers:
             dump = dumps[peer.interface]
-            if isinstance(dump, WgError):
+            if isinstance(dump, WgMissing):
+                errors[peer_id(peer)] = Outcome(peer, "absent", None, str(dump))
+            elif isinstance(dump, WgError):
                 errors[peer_id(peer)] = Outcome(peer, "error", None, str(dump))
             elif peer.public_key not in dump.peers:
                 errors[peer_id(peer)] = Outcome(
@@ -168,13 +171,25 @@ class Engine:
                 before[peer_id(peer)] = dump.peers[peer.public_key]
         return before, errors
 
-    def _assess(self, live: Sequence[PeerConfig], before: Mapping[PeerId, PeerDump]
+    def _recreated(self, before: Mapping[PeerId, PeerDump]) -> dict[PeerId, Endpoint]:
+        """Peers that netifd re-created from UCI (no handshake yet, another endpoint than
+        the one last verified): their verified endpoint is put back first, at once."""
+        out = {}
+        for ident, dump in before.items():
+            known = self.remembered.get(ident)
+            if known is not None and dump.endpoint != known and dump.latest_handshake == 0:
+                out[ident] = known
+        return out
+
+    def _assess(self, live: Sequence[PeerConfig], before: Mapping[PeerId, PeerDump],
+                skip: Iterable[PeerId] = ()
                 ) -> tuple[dict[PeerId, list[Endpoint]], dict[str, ProbeResult],
                            dict[PeerId, bool], set[PeerId]]:
         """Candidates, ICMP hints, and which peers WireGuard shows alive (and which
-        could be asked at all)."""
+        could be asked at all); peers in `skip` are not asked."""
         start = self.clock()
-        kicked = {peer_id(p) for p in live if self.kick_peer(p, before[peer_id(p)])}
+        kicked = {peer_id(p) for p in live
+                  if peer_id(p) not in skip and self.kick_peer(p, before[peer_id(p)])}
         found = self.candidates(live)
         if self.stopping():
             return found, {}, {}, kicked
@@ -199,7 +214,8 @@ class Engine:
         """Check and, where needed, fix every peer; one Outcome per peer."""
         before, outcomes = self._snapshot(peers)
         live = [p for p in peers if peer_id(p) in before]
-        found, probes, alive, kicked = self._assess(live, before)
+        recreated = self._recreated(before)
+        found, probes, alive, kicked = self._assess(live, before, recreated)
         jobs: list[Job] = []
         for peer in live:
             ident = peer_id(peer)
@@ -207,9 +223,13 @@ class Engine:
             decision = policy.decide(cur, alive.get(ident, False), eps, probes,
                                      cand.preferred_family(peer.family),
                                      unknown=ident not in kicked)
+            if ident in recreated and isinstance(decision, policy.Try):
+                decision = policy.reapply(decision, recreated[ident], peer.interface)
             if isinstance(decision, policy.Keep):
                 status = "healthy" if alive.get(ident, False) else "failed"
                 outcomes[ident] = Outcome(peer, status, cur, decision.reason)
+                if status == "healthy" and not dry_run:
+                    self.verifier.keep_route(peer, cur)
             elif self.stopping():
                 outcomes[ident] = Outcome(peer, "interrupted", cur, "stopping; nothing changed")
             elif dry_run:

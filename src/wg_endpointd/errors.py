@@ -25,5 +25,9 @@ class WgError(WgEndpointdError):
     """The wg binary is missing, failed or hung."""
 
 
+class WgMissing(WgError):
+    """The WireGuard interface is not there (netifd may be re-creating it)."""
+
+
 class ProbeSetupError(WgEndpointdError):
     """ICMP probing cannot be set up (for example no permission for raw sockets)."""

@@ -17,6 +17,7 @@ PeerId = tuple[str, str]  # (interface, public key)
 # healthy | switched: the peer ends on a working endpoint.
 # failed: nothing verified; the original endpoint was put back.
 # error: wg failed or the peer is missing.
+# absent: the interface is not there (netifd may be re-creating it).
 # dropped: the user or netifd changed the peer mid-switch; it was left as they made it.
 # interrupted: the daemon is stopping; nothing more was changed.
 # would-switch: --dry-run.

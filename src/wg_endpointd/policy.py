@@ -75,3 +75,9 @@ def better(current: Endpoint | None, candidates: Sequence[Endpoint],
         return []
     ahead = candidates[:list(candidates).index(current)]
     return [c for c in ahead if c.family == prefer]
+
+
+def reapply(decision: Try, known: Endpoint, iface: str) -> Try:
+    """netifd re-created the peer from UCI: the endpoint verified before goes first."""
+    rest = [e for e in decision.order if e != known]
+    return Try((known, *rest), f"re-applying {known} after {iface} was re-created")

@@ -96,7 +96,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         daemon = Daemon(load, Engine(WgClient(), IcmpProber(), routes=routes), rd,
                         wait=waiter, config=cfg, make_routes=HostRoutes)
         signals.hand_over(daemon.on_signal)
-        for problem in cfg.problems:
+        for problem in (*cfg.problems, *cfg.advice):
             log.warning("%s", problem)
         return daemon.run()
     except OSError as exc:

@@ -29,9 +29,11 @@ class WgLike(Protocol):
 
 
 class RoutesLike(Protocol):
-    def ensure(self, key: PeerId, iface: str, address: str) -> None: ...
+    def ensure(self, key: PeerId, iface: str, address: str) -> bool: ...
     def retain(self, key: PeerId, keep: str | None) -> None: ...
     def keep_only(self, peers: set[PeerId]) -> None: ...
+    def adopt(self) -> None: ...
+    def prune_adopted(self) -> None: ...
     def clear(self) -> None: ...
 
 
@@ -128,6 +130,15 @@ class Verifier:
         """Full tunnels: keep the endpoint's packets out of the tunnel itself."""
         if self.routes is not None and covers_endpoint(peer, endpoint.address):
             self.routes.ensure(peer_id(peer), peer.interface, endpoint.address)
+
+    def keep_route(self, peer: PeerConfig, endpoint: Endpoint | None) -> None:
+        """A peer stays where it is: its route exists (an uplink flap removes it) and
+        routes for endpoints it no longer uses go."""
+        if self.routes is None:
+            return
+        if endpoint is not None:
+            self.route(peer, endpoint)
+        self.routes.retain(peer_id(peer), endpoint.address if endpoint else None)
 
     def run(self, jobs: list[Job]) -> list[Outcome]:
         """Try each job's candidates in order until WireGuard shows one working."""

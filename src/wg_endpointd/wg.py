@@ -9,11 +9,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from . import proc
-from .errors import WgError
+from .errors import WgError, WgMissing
 from .model import Endpoint, InterfaceDump, PeerDump
 from .validate import is_ifname, is_public_key
 
 Runner = Callable[..., subprocess.CompletedProcess[str]]
+# What `wg show IF` says when IF does not exist: the kernel answers ENODEV; with
+# no kernel module and no userspace socket, ipc.c's fallback reports EPROTONOSUPPORT.
+_ABSENT = ("No such device", "Protocol not supported")
 
 
 def parse_dump(name: str, text: str) -> InterfaceDump:
@@ -115,7 +118,10 @@ class WgClient:
             raise WgError(f"cannot run {self._wg}: {exc.strerror}") from None
         if done.returncode != 0:
             detail = (done.stderr or "").strip().splitlines()
-            raise WgError(f"`wg {what}` failed: {detail[-1] if detail else done.returncode}")
+            why = detail[-1] if detail else str(done.returncode)
+            if args[0] == "show" and any(m in why for m in _ABSENT):
+                raise WgMissing(f"{args[1]} is not there ({why.split(': ')[-1]})")
+            raise WgError(f"`wg {what}` failed: {why}")
         return done.stdout
 
     def show(self, iface: str) -> InterfaceDump:

@@ -47,3 +47,38 @@ def test_without_host_routes_the_new_endpoint_loops_into_the_tunnel(lab, tmp_pat
     res, _ = run_cli(lab, "once", "--config-dir", confdir)
     assert res.returncode == 1  # shows the routes above are what makes it work
     assert endpoint(lab, pair) == f"{DEAD}:51820"
+
+
+def test_daemon_routes_follow_switches_and_go_at_stop(lab, tmp_path):
+    """Issue 8's reproducer: switch to the backup, switch back, stop; at each step only
+    the route for the endpoint in use is left, and none after the stop."""
+    import signal
+
+    from tests.e2e.helpers import daemon, wait_for
+
+    backup = "198.51.100.72"
+    uplink, pair, confdir = full_tunnel(lab, tmp_path)
+    lab.peer(["ip", "addr", "add", f"{backup}/32", "dev", "lo"])
+    lab.set_dns({NAME: [LIVE, backup]})
+
+    def ours() -> str:
+        return lab.router(["ip", "route", "show", "proto", "186"]).stdout
+
+    run_dir = tmp_path / "run"
+    log = tmp_path / "daemon.log"
+    with daemon(lab, confdir, run_dir, log) as proc:
+        wait_for(lambda: endpoint(lab, pair) in (f"{LIVE}:51820", f"{backup}:51820"), 15,
+                 "first endpoint")
+        first = endpoint(lab, pair).split(":")[0]  # ICMP ranks: either may come first
+        second = backup if first == LIVE else LIVE
+        wait_for(lambda: first in ours(), 5, "first endpoint routed")
+        for old, new in ((first, second), (second, first)):  # switch away, then back
+            lab.peer(["ip", "addr", "del", f"{old}/32", "dev", "lo"])  # the server leaves
+            proc.send_signal(signal.SIGUSR1)
+            wait_for(lambda new=new: endpoint(lab, pair) == f"{new}:51820", 15,
+                     f"switch to {new}")
+            wait_for(lambda old=old: old not in ours(), 5, f"route for {old} removed")
+            assert new in ours() and f"via {uplink.peer_addr}" in ours(), log.read_text()
+            lab.peer(["ip", "addr", "add", f"{old}/32", "dev", "lo"])
+        assert lab.ping_through_tunnel(pair)
+    assert ours().strip() == ""  # stopped: nothing of ours is left
