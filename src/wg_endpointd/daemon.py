@@ -204,7 +204,10 @@ class Daemon:
         if dead:
             log.info("no sign of life for %g s: %s", s.dead_after,
                      ", ".join(p.label for p in dead))
-            outcomes = self.engine.round(dead + self.groups.members_of(map(peer_id, dead)))
+            actives = self.groups.actives()
+            plain = [p for p in dead if peer_id(p) not in actives]
+            outcomes = self.engine.round(plain) if plain else []
+            outcomes += self.groups.repair([p for p in dead if peer_id(p) in actives])
             for out in outcomes:
                 self.apply(out)
             self.groups.after_round(outcomes)

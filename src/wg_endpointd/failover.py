@@ -60,6 +60,9 @@ class Keeper:
         return {(g.interface, k) for g in self.groups for k in g.members
                 if k != self.states[g.name].active}
 
+    def actives(self) -> set[PeerId]:
+        return {(g.interface, self.states[g.name].active) for g in self.groups}
+
     def members_of(self, idents: Iterable[PeerId]) -> list[PeerConfig]:
         """The other members of the groups these peers are active in."""
         wanted = set(idents)
@@ -67,6 +70,12 @@ class Keeper:
                 if (g.interface, self.states[g.name].active) in wanted
                 for k in g.members if k != self.states[g.name].active
                 and (g.interface, k) in self.by_id]
+
+    def repair(self, dead: Sequence[PeerConfig]) -> list[Outcome]:
+        """Active members found dead between rounds: their own candidates and the
+        handshakes of the other members are tried at once (after_round decides)."""
+        return self.io.handshakes([*dead, *self.members_of(map(peer_id, dead))],
+                                  {peer_id(p) for p in dead})
 
     def reapply(self) -> None:
         """Put each group's allowed IPs back on its active member alone (after netifd

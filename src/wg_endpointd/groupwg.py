@@ -8,7 +8,7 @@ that is gone is never re-created (`wg set … peer KEY allowed-ips` would add it
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Protocol
 
 from . import candidates as cand
@@ -110,9 +110,12 @@ class GroupWg:
                 break
         return False
 
-    def handshakes(self, peers: Sequence[PeerConfig]) -> list[Outcome]:
-        """Re-create each member so that it handshakes: its current endpoint first,
-        then its other candidates as the last round ranked them."""
+    def handshakes(self, peers: Sequence[PeerConfig], dead: Collection[PeerId] = ()
+                   ) -> list[Outcome]:
+        """Re-create each member so that it handshakes, all at once: a standby on its
+        current endpoint first, then its other candidates as the last round ranked
+        them; a `dead` active member on its candidates in rank order, as a round would
+        try them (without a new liveness wait: its counters already showed it dead)."""
         dumps = self.engine.dumps(p.interface for p in peers)
         jobs = []
         for peer in peers:
@@ -123,12 +126,15 @@ class GroupWg:
             state = self.peer_state(peer)
             probes = {p.address: p for p in state.probes}
             order = policy.rank(state.candidates, probes, cand.preferred_family(peer.family))
-            if pd.endpoint is not None:
+            repair = peer_id(peer) in dead
+            if pd.endpoint is not None and (not repair or pd.endpoint not in order):
                 order = [pd.endpoint, *[e for e in order if e != pd.endpoint]]
             if order:
-                jobs.append(Job(peer, pd, tuple(order), "standby check"))
+                why = f"{pd.endpoint or 'no endpoint'} not answering" if repair \
+                    else "standby check"
+                jobs.append(Job(peer, pd, tuple(order), why))
         outs = self.engine.verifier.run(jobs)
         for out in outs:  # not active: no host route left behind
-            if self.engine.routes is not None:
+            if self.engine.routes is not None and peer_id(out.peer) not in dead:
                 self.engine.routes.retain(peer_id(out.peer), None)
         return outs

@@ -4,13 +4,14 @@ namespace, both with the same tunnel gateway address, as one router interface's 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import daemon, hotplug, run_cli, wait_for, write_config
+from tests.e2e.helpers import SRC, daemon, hotplug, run_cli, wait_for, write_config
 
 pytestmark = pytest.mark.lab
 NAME1 = "vpn1.wg.test"
@@ -107,6 +108,11 @@ def test_silent_death_moves_traffic_to_standby_after_own_candidates(lab, tmp_pat
         last = state(run_dir)["groups"][0]["last_failover"]
         assert last["from"] == pair.peer_public and last["to"] == standby.public
         print(f"silent death to traffic on the standby: {took:.2f} s (dead_after 3 s)")
+        shown = lab.router([sys.executable, "-m", "wg_endpointd", "status"], check=False,
+                           env={"PYTHONPATH": SRC, "WG_ENDPOINTD_RUN_DIR": str(run_dir)})
+        print(shown.stdout)
+        assert "group vpn: active standby" in shown.stdout
+        assert "last failover preferred -> standby" in shown.stdout
         assert took < 3 + 1 + 5  # dead_after + one counter poll + the 5 s target
 
 

@@ -1,0 +1,80 @@
+"""Standby group benchmark in the lab: from the daemon detecting that the active server
+died silently to traffic flowing through the standby (another server, its own key, the
+same tunnel gateway address).
+
+    PYTHONPATH=src:. .venv/bin/python -m bench.groups [--reps 5]
+
+Writes build/bench-groups.json. Medians, because the machines are shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests.e2e.helpers import daemon, wait_for
+from tests.e2e.test_groups import holds, setup
+from tests.lab import Lab
+
+DETECTED = "no sign of life"
+
+
+def failover_times(reps: int, candidates: int, **opts: str) -> list[float]:
+    """Seconds from the detection log line to the first ping answered through the standby."""
+    times = []
+    with Lab() as lab, tempfile.TemporaryDirectory() as tmp:
+        (v6, v4), pair, standby, confdir, _ = setup(lab, Path(tmp), **opts)
+        if candidates == 1:  # the preferred server has a single address
+            net = Path(confdir, "network")
+            net.write_text(net.read_text().replace("'vpn1.wg.test'", f"'{v4.peer_addr}'"))
+        for i in range(reps):
+            lab.unblock(v6)
+            lab.unblock(v4)
+            run_dir, log = Path(tmp) / f"run{i}", Path(tmp) / f"daemon{i}.log"
+            with daemon(lab, confdir, run_dir, log):
+                wait_for(lambda: holds(lab, pair, pair.peer_public)
+                         and lab.ping_through_tunnel(pair, timeout=1), 20, "preferred", step=0.2)
+                time.sleep(1)
+                lab.block(v6, "all")
+                lab.block(v4, "all")
+                wait_for(lambda lg=log: DETECTED in lg.read_text(), 15, "detection", step=0.005)
+                start = time.monotonic()
+                wait_for(lambda: holds(lab, pair, standby.public)
+                         and lab.ping_through_tunnel(pair, timeout=0.2), 15, "traffic",
+                         step=0.005)
+                times.append(time.monotonic() - start)
+            lab.reset_router_peer(pair)  # next run starts from a fresh session
+    return times
+
+
+def summary(name: str, times: list[float]) -> dict[str, object]:
+    out = {"case": name, "n": len(times), "median_s": round(statistics.median(times), 3),
+           "min_s": round(min(times), 3), "max_s": round(max(times), 3),
+           "runs_s": [round(t, 3) for t in times]}
+    print(f"{name}: median {out['median_s']} s (min {out['min_s']}, max {out['max_s']}, "
+          f"n={len(times)})")
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=5)
+    args = ap.parse_args()
+    results = [
+        summary("detected death -> traffic on standby, preferred with 1 address, defaults",
+                failover_times(args.reps, 1, verify_timeout="2")),
+        summary("detected death -> traffic on standby, preferred with 2 addresses, defaults",
+                failover_times(args.reps, 2, verify_timeout="2")),
+    ]
+    Path("build").mkdir(exist_ok=True)
+    Path("build/bench-groups.json").write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
