@@ -22,6 +22,7 @@ demo: setup
 bench: setup
 	$(PY) -m bench.round
 	$(PY) -m bench.daemon
+	$(PY) -m bench.groups
 	$(PY) bench/hotplug_bench.py
 
 # OpenWrt packages without the SDK: .ipk (24.10, opkg), .apk (25.12, apk), and a

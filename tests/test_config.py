@@ -396,7 +396,7 @@ def test_display_text_keeps_logs_on_one_line():
 
 def test_every_option_is_documented_in_the_shipped_file_and_readme():
     lines = open("files/etc/config/wg-endpointd", encoding="utf-8").read().splitlines()
-    seen: dict[str, set[str]] = {"globals": set(), "peer": set()}
+    seen: dict[str, set[str]] = {"globals": set(), "peer": set(), "group": set()}
     kind = ""
     for i, line in enumerate(lines):
         words = line.strip().lstrip("#").split()

@@ -25,6 +25,7 @@ from .failover import AllowedIpsLike, Keeper
 from .model import Endpoint
 from .outcome import Outcome, peer_id
 from .rundir import RunDir
+from .statefile import StateFile
 from .verify import RoutesLike
 
 log = logging.getLogger(__name__)
@@ -46,8 +47,7 @@ class Daemon:
         self.states: dict[tuple[str, str], st.PeerState] = {}
         self.wake = self.reload = self.stop = False
         self.next_check = self.next_resolve = self.next_failback = 0.0
-        self._written: dict[str, Any] | None = None
-        self._write_error: str | None = None
+        self.state_file = StateFile(run_dir, wall)
         self.last_round: dict[str, object] | None = None
         engine.stopping = lambda: self.stop
         self.groups = Keeper(engine, wg or engine.wg, clock, wall, rand,  # type: ignore[arg-type]
@@ -318,22 +318,7 @@ class Daemon:
                                               self.cfg.peers))
 
     def write_state(self) -> None:
-        """Write the state file when it changed; a failure is logged once, not every pass."""
-        snap = self.snapshot()
-        if snap == self._written:
-            return
-        try:
-            self.run_dir.write_state({**snap, "written_at": round(self.wall(), 3)})
-        except OSError as exc:
-            if self._write_error != str(exc):
-                log.error("cannot write the state file in %s: %s; still running",
-                          self.run_dir.path, exc.strerror or exc)
-                self._write_error = str(exc)
-            return
-        if self._write_error is not None:
-            log.info("state file written again")
-            self._write_error = None
-        self._written = snap
+        self.state_file.write(self.snapshot())
 
 
 def poll_period(check_interval: float, dead_after: float) -> float:
