@@ -32,9 +32,11 @@ def failover_times(reps: int, candidates: int, **opts: str) -> list[float]:
         if candidates == 1:  # the preferred server has a single address
             net = Path(confdir, "network")
             net.write_text(net.read_text().replace("'vpn1.wg.test'", f"'{v4.peer_addr}'"))
+        first = v4 if candidates == 1 else v6
         for i in range(reps):
             lab.unblock(v6)
             lab.unblock(v4)
+            lab.reset_router_peer(pair, first.endpoint())  # a fresh session on a candidate
             run_dir, log = Path(tmp) / f"run{i}", Path(tmp) / f"daemon{i}.log"
             with daemon(lab, confdir, run_dir, log):
                 wait_for(lambda: holds(lab, pair, pair.peer_public)
@@ -48,7 +50,6 @@ def failover_times(reps: int, candidates: int, **opts: str) -> list[float]:
                          and lab.ping_through_tunnel(pair, timeout=0.2), 15, "traffic",
                          step=0.005)
                 times.append(time.monotonic() - start)
-            lab.reset_router_peer(pair)  # next run starts from a fresh session
     return times
 
 

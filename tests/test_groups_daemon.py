@@ -180,3 +180,48 @@ def test_state_file_and_status_show_groups(tmp_path, monkeypatch, capsys):
     assert "group vpn" in out and "active preferred" in out and "standby" in out
     assert cli.main(["status", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["groups"][0]["active"] == KA
+
+
+class FakeRoutes:
+    """Records the daemon's host routes per peer, as routes.HostRoutes keeps them."""
+
+    def __init__(self):
+        self.owned = {}
+
+    def ensure(self, key, iface, address):
+        self.owned.setdefault(key, set()).add(address)
+        return True
+
+    def retain(self, key, keep):
+        self.owned[key] = {a for a in self.owned.get(key, set()) if a == keep}
+
+    def keep_only(self, peers):
+        self.owned = {k: v for k, v in self.owned.items() if k in peers}
+
+    def adopt(self):
+        pass
+
+    def prune_adopted(self):
+        pass
+
+    def clear(self):
+        self.owned = {}
+
+    def routed(self):
+        return {k[1]: v for k, v in self.owned.items() if v}
+
+
+def test_full_tunnel_only_the_active_member_keeps_a_host_route(tmp_path):
+    d, wg, clock = make(tmp_path)
+    full = {p.public_key: dataclasses.replace(p, allowed_ips=("0.0.0.0/0",),
+                                              route_allowed_ips=True) for p in d.cfg.peers}
+    d.cfg = dataclasses.replace(d.cfg, peers=tuple(full.values()))
+    d.groups.configure(d.cfg)
+    routes = FakeRoutes()
+    d.engine.routes = routes
+    run_for(d, wg, clock, 5)
+    assert routes.routed() == {KA: {EA.address}}  # standby checks leave nothing behind
+    wg.working.discard(EA)
+    run_for(d, wg, clock, 10)
+    assert wg.holders("wg0") == [KB]
+    assert routes.routed() == {KB: {EB.address}}

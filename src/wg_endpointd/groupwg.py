@@ -67,25 +67,27 @@ class GroupWg:
             log.info("%s: allowed IPs on %s; re-applying active member %s", group.label,
                      ", ".join(self.name(group, k) for k in gp.holders(group, have))
                      or "no member", self.name(group, active))
+        self._route(group, active, fresh[active], others=False)  # before traffic moves
         try:
             self.wg.set_allowed_ips(group.interface, changes)
         except WgError as exc:
             return str(exc)
-        self._route(group, active, fresh[active])
+        self._route(group, active, fresh[active], others=True)
         return None
 
-    def _route(self, group: GroupConfig, active: str, dump: PeerDump) -> None:
-        """Full tunnels: a host route for the active member's endpoint only."""
+    def _route(self, group: GroupConfig, active: str, dump: PeerDump, others: bool) -> None:
+        """Full tunnels: a host route for the active member's endpoint; with `others`,
+        the routes of the other members go."""
         routes = self.engine.routes
         if routes is None:
             return
-        for key in group.members:
-            ident = (group.interface, key)
-            peer = self.peers().get(ident)
-            keep = dump.endpoint if key == active else None
-            if keep is not None and peer is not None and covers_endpoint(peer, keep.address):
-                routes.ensure(ident, group.interface, keep.address)
-            routes.retain(ident, keep.address if keep else None)
+        peer = self.peers().get((group.interface, active))
+        if not others and dump.endpoint is not None and peer is not None \
+                and covers_endpoint(peer, dump.endpoint.address):
+            routes.ensure((group.interface, active), group.interface, dump.endpoint.address)
+        for key in group.members if others else ():
+            if key != active:
+                routes.retain((group.interface, key), None)
 
     def traffic(self, group: GroupConfig, key: str) -> bool | None:
         """Send a datagram to the group's tunnel address; True when `key` receives,
@@ -127,7 +129,7 @@ class GroupWg:
             probes = {p.address: p for p in state.probes}
             order = policy.rank(state.candidates, probes, cand.preferred_family(peer.family))
             repair = peer_id(peer) in dead
-            if pd.endpoint is not None and (not repair or pd.endpoint not in order):
+            if pd.endpoint is not None and (not repair or not order):
                 order = [pd.endpoint, *[e for e in order if e != pd.endpoint]]
             if order:
                 why = f"{pd.endpoint or 'no endpoint'} not answering" if repair \
