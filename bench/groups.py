@@ -17,11 +17,35 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.e2e.helpers import daemon, wait_for
+from tests.e2e.helpers import SRC, daemon, wait_for
 from tests.e2e.test_groups import holds, setup
 from tests.lab import Lab
 
 DETECTED = "no sign of life"
+CHECK = """
+import sys, time
+from wg_endpointd.wg import Reset, WgClient
+wg, iface, key = WgClient(), sys.argv[1], sys.argv[2]
+for _ in range(int(sys.argv[3])):
+    peer = wg.show(iface).peers[key]
+    start = time.monotonic()
+    wg.reset(iface, [Reset(peer, peer.endpoint)])  # the daemon's standby check
+    for _ in range(5000):
+        if wg.show(iface).peers[key].latest_handshake > 0 or time.monotonic() - start > 5:
+            break
+    print(time.monotonic() - start)
+    time.sleep(0.2)
+"""
+
+
+def standby_check_times(reps: int) -> list[float]:
+    """Seconds from re-creating a standby peer (no allowed IPs) to its handshake."""
+    with Lab() as lab, tempfile.TemporaryDirectory() as tmp:
+        _, pair, standby, _, _ = setup(lab, Path(tmp))
+        lab.router(["wg", "set", pair.router_if, "peer", standby.public, "allowed-ips", ""])
+        out = lab.router([sys.executable, "-c", CHECK, pair.router_if, standby.public,
+                          str(reps)], env={"PYTHONPATH": SRC}).stdout
+    return [float(line) for line in out.split()]
 
 
 def failover_times(reps: int, candidates: int, **opts: str) -> list[float]:
@@ -67,6 +91,8 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=5)
     args = ap.parse_args()
     results = [
+        summary("standby check: re-created standby to handshake (wg set + wg show polls)",
+                standby_check_times(max(args.reps, 5))),
         summary("detected death -> traffic on standby, preferred with 1 address, defaults",
                 failover_times(args.reps, 1, verify_timeout="2")),
         summary("detected death -> traffic on standby, preferred with 2 addresses, defaults",
