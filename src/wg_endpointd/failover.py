@@ -81,9 +81,16 @@ class Keeper:
         """Put each group's allowed IPs back on its active member alone (after netifd
         re-created the interface, they are where UCI says)."""
         for group in self.groups:
-            problem = self.io.enforce(group, self.states[group.name].active, announce=True)
-            if problem is not None:
-                self._fault(group, f"cannot apply the active member: {problem}")
+            self._reapply(group)
+
+    def _reapply(self, group: GroupConfig) -> None:
+        absent = self.io.members(group)
+        if isinstance(absent, str):  # netifd rebuilding the interface: its ifup wakes us
+            log.debug("%s: %s; not re-applied now", group.label, absent)
+            return
+        problem = self.io.enforce(group, self.states[group.name].active, announce=True)
+        if problem is not None:
+            self._fault(group, f"cannot apply the active member: {problem}")
 
     # -- decisions -------------------------------------------------------------
 
@@ -148,6 +155,8 @@ class Keeper:
             out = by.get((group.interface, state.active))
             if out is not None:
                 state = gp.observed(state, state.active, None, out.ok)
+                if out.ok:
+                    self._fault(group, None)
             if self.engine.routes is not None:  # not active: no host route left behind
                 for key in group.members:
                     if key != state.active:
@@ -173,7 +182,7 @@ class Keeper:
             if isinstance(dump, InterfaceDump) and all(k in dump.peers for k in group.members):
                 have = {k: dump.peers[k].allowed_ips for k in group.members}
                 if gp.plan(group, state.active, have):
-                    self.reapply()
+                    self._reapply(group)
                 pd = dump.peers[state.active]
                 alive = self.peer_state(self.by_id[group.interface, state.active]).phase
                 state = gp.observed(state, state.active, float(pd.latest_handshake) or None,
