@@ -225,3 +225,31 @@ def test_full_tunnel_only_the_active_member_keeps_a_host_route(tmp_path):
     run_for(d, wg, clock, 10)
     assert wg.holders("wg0") == [KB]
     assert routes.routed() == {KB: {EB.address}}
+
+
+def test_a_member_that_is_gone_is_never_recreated_by_a_move(tmp_path):
+    d, wg, clock = make(tmp_path)
+    run_for(d, wg, clock, 5)
+    del wg.ifaces["wg0"][KB]  # the user (or netifd) removed the standby
+    sets = len(wg.sets)
+    [group] = d.cfg.groups
+    assert "is not on wg0" in d.groups.io.enforce(group, KB)
+    assert len(wg.sets) == sets and KB not in wg.ifaces["wg0"]
+
+
+def test_once_keeps_a_live_holder_fails_back_to_preferred_and_over_to_standby(tmp_path):
+    d, wg, clock = make(tmp_path)
+    keeper = d.groups  # `once` uses the same Keeper without the loop
+    keeper.begin_once()  # netifd left the allowed IPs on the standby: it stays active
+    assert keeper.states["vpn"].active == KB and wg.holders("wg0") == [KB]
+    working = keeper.settle_once(d.engine.round(d.peers))
+    assert wg.holders("wg0") == [KA]  # the preferred verified: it gets them back
+    assert working == {("wg0", KA), ("wg0", KB)}
+    wg.working.discard(EA)
+    keeper.begin_once()
+    working = keeper.settle_once(d.engine.round(d.peers))
+    assert wg.holders("wg0") == [KB] and working == {("wg0", KA), ("wg0", KB)}
+    wg.working.clear()
+    keeper.begin_once()
+    assert keeper.settle_once(d.engine.round(d.peers)) == set()
+    assert wg.holders("wg0") == [KB]
