@@ -61,3 +61,36 @@ def test_better_candidates_for_failback():
     assert policy.better(V6A, order, 4) == []  # nothing of the preferred family ahead
     assert policy.better(Endpoint("192.0.2.99", 1), order, 6) == []  # roamed: left alone
     assert policy.better(None, order, 6) == []
+
+
+def test_untestable_peer_kept_on_fresh_handshake_or_when_idle():
+    from wg_endpointd.model import Endpoint
+    from wg_endpointd.policy import Keep, Try, untestable
+
+    t = Try((Endpoint("192.0.2.1", 1),), "liveness unknown")
+    assert untestable(t, 30.0, False) == Keep("handshake 30 s ago", "healthy")
+    assert untestable(t, None, True).status == "untested"
+    assert untestable(t, 500.0, False) is t  # an event or `once`: test it by switching
+
+
+def test_untestable_peer_dead_only_when_traffic_gets_no_answer():
+    from wg_endpointd import state as st
+
+    idle = st.PeerState(last_alive=0.0, last_sent=None)
+    assert st.is_dead(idle, 100.0, 30.0, testable=True)
+    assert not st.is_dead(idle, 100.0, 30.0, testable=False)
+    sending = st.PeerState(last_alive=0.0, last_sent=50.0)
+    assert st.is_dead(sending, 100.0, 30.0, testable=False)
+    assert not st.is_dead(sending, 20.0, 30.0, testable=False)
+
+
+def test_tunnel_gateway_from_the_routers_own_subnet():
+    import ipaddress
+
+    from wg_endpointd.net import tunnel_gateway
+
+    assert tunnel_gateway([ipaddress.ip_interface("198.51.100.130/25")]) == "198.51.100.129"
+    assert tunnel_gateway([ipaddress.ip_interface("198.51.100.129/25")]) == "198.51.100.130"
+    assert tunnel_gateway([ipaddress.ip_interface("198.51.100.130/32"),
+                           ipaddress.ip_interface("fe80::1/64")]) is None
+    assert tunnel_gateway([ipaddress.ip_interface("2001:db8:ffff::2/64")]) == "2001:db8:ffff::1"

@@ -23,6 +23,7 @@ from .model import Endpoint, ProbeResult
 @dataclass(frozen=True, slots=True)
 class Keep:
     reason: str
+    status: str | None = None  # set when the keep itself says how the peer is
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,3 +82,16 @@ def reapply(decision: Try, known: Endpoint, iface: str) -> Try:
     """netifd re-created the peer from UCI: the endpoint verified before goes first."""
     rest = [e for e in decision.order if e != known]
     return Try((known, *rest), f"re-applying {known} after {iface} was re-created")
+
+
+FRESH_HANDSHAKE = 180.0  # WireGuard's REJECT_AFTER_TIME: a session this young is in use
+
+
+def untestable(decision: Try, handshake_age: float | None, leave_idle: bool) -> Decision:
+    """A peer with no address to send a test datagram to: a recent handshake proves the
+    path; an idle one is left alone on a scheduled check rather than reset to find out."""
+    if handshake_age is not None and handshake_age < FRESH_HANDSHAKE:
+        return Keep(f"handshake {handshake_age:.0f} s ago", "healthy")
+    if leave_idle:
+        return Keep("no address to test an idle path; left alone", "untested")
+    return decision
