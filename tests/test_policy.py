@@ -31,9 +31,17 @@ def test_alive_path_is_kept_even_if_not_first():
 
 def test_icmp_answers_rank_first_but_silent_stay_in_list():
     probes = {V4A.address: ProbeResult(V4A.address, 5.0)}
-    d = policy.decide(V6A, False, [V6A, V4A, V6B], probes, 6)
+    d = policy.decide(None, False, [V6A, V4A, V6B], probes, 6)
     assert isinstance(d, policy.Try)
     assert d.order == (V4A, V6A, V6B)
+
+
+def test_current_endpoint_just_shown_dead_is_tried_last():
+    probes = {V6A.address: ProbeResult(V6A.address, 1.0)}  # ICMP still answers
+    d = policy.decide(V6A, False, [V6A, V4A, V6B], probes, 6)
+    assert d.order == (V4A, V6B, V6A)
+    unknown = policy.decide(V6A, False, [V6A, V4A, V6B], probes, 6, unknown=True)
+    assert unknown.order[0] == V6A  # untested: the current one first
 
 
 def test_preferred_family_beats_rtt_among_answered():

@@ -5,7 +5,8 @@ Rules:
 2. Otherwise candidates are tried in rank order: ICMP-answered before silent
    (a hint, never a veto), then the preferred family, then lower RTT, then
    the Happy Eyeballs order.
-3. When liveness cannot be tested, the current endpoint is tried first.
+3. When liveness cannot be tested, the current endpoint is tried first; when it was
+   just shown dead, it is tried last.
 4. The caller restores the original endpoint if no candidate verifies, so a
    peer is never left worse off.
 5. A peer on the family it does not prefer may fail back to preferred
@@ -65,6 +66,9 @@ def decide(current: Endpoint | None, alive: bool, candidates: Sequence[Endpoint]
         order.remove(current)
         order.insert(0, current)
         return Try(tuple(order), "liveness unknown, checking current endpoint first")
+    if current in order:  # just shown dead: others first, itself last (a peer that
+        order.remove(current)  # restarted and lost its session still gets it back)
+        order.append(current)
     why = "no endpoint" if current is None else f"{current} not answering"
     return Try(tuple(order), why)
 
