@@ -31,9 +31,17 @@ def test_alive_path_is_kept_even_if_not_first():
 
 def test_icmp_answers_rank_first_but_silent_stay_in_list():
     probes = {V4A.address: ProbeResult(V4A.address, 5.0)}
-    d = policy.decide(V6A, False, [V6A, V4A, V6B], probes, 6)
+    d = policy.decide(None, False, [V6A, V4A, V6B], probes, 6)
     assert isinstance(d, policy.Try)
     assert d.order == (V4A, V6A, V6B)
+
+
+def test_current_endpoint_just_shown_dead_is_tried_last():
+    probes = {V6A.address: ProbeResult(V6A.address, 1.0)}  # ICMP still answers
+    d = policy.decide(V6A, False, [V6A, V4A, V6B], probes, 6)
+    assert d.order == (V4A, V6B, V6A)
+    unknown = policy.decide(V6A, False, [V6A, V4A, V6B], probes, 6, unknown=True)
+    assert unknown.order[0] == V6A  # untested: the current one first
 
 
 def test_preferred_family_beats_rtt_among_answered():
@@ -61,3 +69,36 @@ def test_better_candidates_for_failback():
     assert policy.better(V6A, order, 4) == []  # nothing of the preferred family ahead
     assert policy.better(Endpoint("192.0.2.99", 1), order, 6) == []  # roamed: left alone
     assert policy.better(None, order, 6) == []
+
+
+def test_untestable_peer_kept_on_fresh_handshake_or_when_idle():
+    from wg_endpointd.model import Endpoint
+    from wg_endpointd.policy import Keep, Try, untestable
+
+    t = Try((Endpoint("192.0.2.1", 1),), "liveness unknown")
+    assert untestable(t, 30.0, False) == Keep("handshake 30 s ago", "healthy")
+    assert untestable(t, None, True).status == "untested"
+    assert untestable(t, 500.0, False) is t  # an event or `once`: test it by switching
+
+
+def test_untestable_peer_dead_only_when_traffic_gets_no_answer():
+    from wg_endpointd import state as st
+
+    idle = st.PeerState(last_alive=0.0, last_sent=None)
+    assert st.is_dead(idle, 100.0, 30.0, testable=True)
+    assert not st.is_dead(idle, 100.0, 30.0, testable=False)
+    sending = st.PeerState(last_alive=0.0, last_sent=50.0)
+    assert st.is_dead(sending, 100.0, 30.0, testable=False)
+    assert not st.is_dead(sending, 20.0, 30.0, testable=False)
+
+
+def test_tunnel_gateway_from_the_routers_own_subnet():
+    import ipaddress
+
+    from wg_endpointd.net import tunnel_gateway
+
+    assert tunnel_gateway([ipaddress.ip_interface("198.51.100.130/25")]) == "198.51.100.129"
+    assert tunnel_gateway([ipaddress.ip_interface("198.51.100.129/25")]) == "198.51.100.130"
+    assert tunnel_gateway([ipaddress.ip_interface("198.51.100.130/32"),
+                           ipaddress.ip_interface("fe80::1/64")]) is None
+    assert tunnel_gateway([ipaddress.ip_interface("2001:db8:ffff::2/64")]) == "2001:db8:ffff::1"

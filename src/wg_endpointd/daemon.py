@@ -49,6 +49,7 @@ class Daemon:
         self.next_check = self.next_resolve = self.next_failback = 0.0
         self.state_file = StateFile(run_dir, wall)
         self.last_round: dict[str, object] | None = None
+        self._untestable: set[tuple[str, str]] = set()  # logged once each
         engine.stopping = lambda: self.stop
         self.groups = Keeper(engine, wg or engine.wg, clock, wall, rand,  # type: ignore[arg-type]
                              self._state)
@@ -142,7 +143,7 @@ class Daemon:
         (log.info if why == "interface event" else log.debug)(
             "checking %d peer(s): %s", len(self.peers), why)
         self.groups.reapply()  # netifd may have put a group's allowed IPs elsewhere
-        outcomes = self.engine.round(self.peers)
+        outcomes = self.engine.round(self.peers, leave_idle=why == "scheduled check")
         for out in outcomes:
             self.apply(out)
         self.groups.after_round(outcomes)
@@ -195,10 +196,16 @@ class Daemon:
             if pd is None:
                 continue
             state = st.observe(self._state(peer), pd, now, self.wall())
-            if st.is_dead(state, now, s.dead_after) and now >= state.next_repair:
+            target = self.engine.probe_target(peer, pd)
+            if target is None and peer_id(peer) not in self._untestable:
+                self._untestable.add(peer_id(peer))
+                log.info("%s: no tunnel address to test its path (set probe_address); judged "
+                         "by handshakes and by traffic that gets no answer", peer.label)
+            if st.is_dead(state, now, s.dead_after, target is not None) \
+                    and now >= state.next_repair:
                 dead.append(peer)
-            elif st.wants_kick(state, now, s.check_interval):
-                if self.engine.kick_peer(peer, pd):
+            elif target is not None and st.wants_kick(state, now, s.check_interval):
+                if self.engine.kick(peer.interface, target):
                     state = dataclasses.replace(state, last_kick=now)
             self.states[peer_id(peer)] = state
         if dead:
@@ -260,7 +267,7 @@ class Daemon:
                 self.states[key] = dataclasses.replace(state, next_repair=0.0)
             self.full_round("interface event")
         elif now >= self.next_resolve:
-            self.full_round("scheduled check")
+            self.full_round("scheduled check" if self.last_round else "start")
         now = self.clock()
         if now >= self.next_check:
             self.check()

@@ -38,11 +38,13 @@ class Engine:
                  kick: Callable[[str, str], bool] = net.send_into_tunnel,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep,
-                 poll: float = 0.02, routes: RoutesLike | None = None) -> None:
+                 poll: float = 0.02, routes: RoutesLike | None = None,
+                 subnets: Callable[[str], list[net.IfAddress]] = net.tunnel_subnets,
+                 wall: Callable[[], float] = time.time) -> None:
         self.wg, self.prober = wg, prober
         self.resolve: Resolver = resolve or (
             lambda hosts: net.resolve_many(hosts, stop=self.stopping))
-        self.route_ok, self.kick = route_ok, kick
+        self.route_ok, self.kick, self.subnets, self.wall = route_ok, kick, subnets, wall
         self.clock, self.sleep, self.poll = clock, sleep, poll
         self.last_resolved: dict[str, list[str]] = {}
         self.stopping: Callable[[], bool] = lambda: False  # set by the daemon
@@ -145,9 +147,18 @@ class Engine:
                 self.sleep(self.poll)
         return alive
 
+    def probe_target(self, peer: PeerConfig, dump: PeerDump) -> str | None:
+        """Where a datagram into the tunnel goes: the configured probe address, an
+        address in the peer's own allowed IPs, or (full tunnels) the other end of the
+        router's own tunnel subnet. None when nothing can be aimed at."""
+        found = peer.probe_address or default_probe_address(dump.allowed_ips)
+        if found is None:
+            found = net.tunnel_gateway(self.subnets(peer.interface))
+        return found
+
     def kick_peer(self, peer: PeerConfig, dump: PeerDump) -> bool:
         """Send one datagram into the tunnel so a live peer answers (design §5)."""
-        target = peer.probe_address or default_probe_address(dump.allowed_ips)
+        target = self.probe_target(peer, dump)
         return target is not None and self.kick(peer.interface, target)
 
     # -- the round ---------------------------------------------------------
@@ -210,8 +221,13 @@ class Engine:
                 p.probe_timeout)
         return found, probes, self._liveness(live, before, kicked, windows), kicked
 
-    def round(self, peers: Sequence[PeerConfig], dry_run: bool = False) -> list[Outcome]:
-        """Check and, where needed, fix every peer; one Outcome per peer."""
+    def round(self, peers: Sequence[PeerConfig], dry_run: bool = False,
+              leave_idle: bool = False) -> list[Outcome]:
+        """Check and, where needed, fix every peer; one Outcome per peer.
+
+        `leave_idle`: a scheduled check, with no event and no sign of death: peers whose
+        path cannot be tested are then left alone rather than reset to find out.
+        """
         before, outcomes = self._snapshot(peers)
         live = [p for p in peers if peer_id(p) in before]
         recreated = self._recreated(before)
@@ -225,8 +241,12 @@ class Engine:
                                      unknown=ident not in kicked)
             if ident in recreated and isinstance(decision, policy.Try):
                 decision = policy.reapply(decision, recreated[ident], peer.interface)
+            elif isinstance(decision, policy.Try) and self.probe_target(
+                    peer, before[ident]) is None:
+                decision = policy.untestable(decision, before[ident].handshake_age(
+                    self.wall()), leave_idle)
             if isinstance(decision, policy.Keep):
-                status = "healthy" if alive.get(ident, False) else "failed"
+                status = "healthy" if alive.get(ident, False) else (decision.status or "failed")
                 outcomes[ident] = Outcome(peer, status, cur, decision.reason)
                 if status == "healthy" and not dry_run:
                     self.verifier.keep_route(peer, cur)

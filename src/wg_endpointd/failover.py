@@ -148,13 +148,13 @@ class Keeper:
         by = {peer_id(o.peer): o for o in outcomes}
         for group in self.groups:
             state = self.states[group.name]
-            for key in group.members:
+            for key in group.members:  # only a verified or a failed try proves anything
                 out = by.get((group.interface, key))
-                if out is not None and key != state.active:
+                if out is not None and key != state.active and _proof(out) is not None:
                     state = self._checked(state, out)
             out = by.get((group.interface, state.active))
             if out is not None:
-                state = gp.observed(state, state.active, None, out.ok)
+                state = gp.observed(state, state.active, None, _proof(out))
                 if out.ok:
                     self._fault(group, None)
             if self.engine.routes is not None:  # not active: no host route left behind
@@ -238,3 +238,8 @@ class Keeper:
             if state.active != first[group.name] or (out is not None and out.ok):
                 working |= {(group.interface, k) for k in group.members}
         return working
+
+
+def _proof(out: Outcome) -> bool | None:
+    """What an outcome says about a member's health: None for untested, absent, errors."""
+    return True if out.ok else False if out.status == "failed" else None

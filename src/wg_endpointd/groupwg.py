@@ -15,7 +15,7 @@ from . import candidates as cand
 from . import groups as gp
 from . import policy
 from . import state as st
-from .config import PeerConfig, covers_endpoint, default_probe_address
+from .config import PeerConfig, covers_endpoint
 from .engine import Engine
 from .errors import WgError
 from .groupconf import GroupConfig
@@ -90,12 +90,14 @@ class GroupWg:
                 routes.retain((group.interface, key), None)
 
     def traffic(self, group: GroupConfig, key: str) -> bool | None:
-        """Send a datagram to the group's tunnel address; True when `key` receives,
-        None when there is no address to send to."""
+        """Send a datagram into the tunnel (as a liveness check would) after the move;
+        True when `key` receives, None when there is no address to send to."""
         peer = self.peers()[group.interface, key]
-        target = peer.probe_address or default_probe_address(group.allowed_ips)
         fresh = self.members(group)
-        if target is None or isinstance(fresh, str):
+        if isinstance(fresh, str):
+            return None
+        target = self.engine.probe_target(peer, fresh[key])
+        if target is None:
             return None
         start, rx = self.engine.clock(), fresh[key].rx_bytes
         next_kick = start
@@ -116,8 +118,8 @@ class GroupWg:
                    ) -> list[Outcome]:
         """Re-create each member so that it handshakes, all at once: a standby on its
         current endpoint first, then its other candidates as the last round ranked
-        them; a `dead` active member on its candidates in rank order, as a round would
-        try them (without a new liveness wait: its counters already showed it dead)."""
+        them; a `dead` active member on its candidates as a round would try them
+        (without a new liveness wait: its counters already showed it dead)."""
         dumps = self.engine.dumps(p.interface for p in peers)
         jobs = []
         for peer in peers:
@@ -127,8 +129,13 @@ class GroupWg:
                 continue
             state = self.peer_state(peer)
             probes = {p.address: p for p in state.probes}
-            order = policy.rank(state.candidates, probes, cand.preferred_family(peer.family))
+            prefer = cand.preferred_family(peer.family)
             repair = peer_id(peer) in dead
+            if repair:  # as a round decides for a path shown dead: itself last
+                decision = policy.decide(pd.endpoint, False, state.candidates, probes, prefer)
+                order = list(decision.order) if isinstance(decision, policy.Try) else []
+            else:
+                order = policy.rank(state.candidates, probes, prefer)
             if pd.endpoint is not None and (not repair or not order):
                 order = [pd.endpoint, *[e for e in order if e != pd.endpoint]]
             if order:

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import ipaddress
 import socket
+import struct
 import threading
 from collections.abc import Callable, Iterable
 
 from .validate import ip_literal
 
 SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
+_SIOCGIFADDR, _SIOCGIFNETMASK = 0x8915, 0x891B  # linux/sockios.h
+
+
+IfAddress = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 
 
 class ResolveError(Exception):
@@ -98,3 +104,44 @@ def send_into_tunnel(iface: str, address: str, port: int = 9) -> bool:
     except OSError as exc:
         return exc.errno in (errno.ECONNREFUSED,)
     return True
+
+
+def tunnel_subnets(iface: str, proc_root: str = "/proc") -> list[IfAddress]:
+    """The router's own addresses on `iface`, with their prefixes (no subprocess).
+
+    IPv4: the primary address and netmask (SIOCGIFADDR, SIOCGIFNETMASK ioctls).
+    IPv6: the kernel's table `/proc/net/if_inet6` (address, prefix length, name).
+    """
+    out: list[IfAddress] = []
+    name = struct.pack("256s", iface.encode()[:15])
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            addr = fcntl.ioctl(sock.fileno(), _SIOCGIFADDR, name)[20:24]
+            mask = fcntl.ioctl(sock.fileno(), _SIOCGIFNETMASK, name)[20:24]
+        out.append(ipaddress.IPv4Interface(
+            f"{socket.inet_ntoa(addr)}/{socket.inet_ntoa(mask)}"))
+    except (OSError, ValueError):
+        pass  # no IPv4 address, or no such interface
+    try:
+        with open(f"{proc_root}/net/if_inet6") as f:
+            for line in f:
+                cols = line.split()
+                if len(cols) == 6 and cols[5] == iface:
+                    out.append(ipaddress.IPv6Interface(
+                        f"{ipaddress.IPv6Address(bytes.fromhex(cols[0]))}/{int(cols[2], 16)}"))
+    except (OSError, ValueError):
+        pass
+    return out
+
+
+def tunnel_gateway(subnets: list[IfAddress]) -> str | None:
+    """A likely address of the other end inside the router's own tunnel subnet: its
+    first host, or the second when the first is the router itself. None for /32, /128
+    or link-local (nothing to aim at)."""
+    for own in subnets:
+        net = own.network
+        if own.ip.is_link_local or net.num_addresses < 4:
+            continue
+        first = net.network_address + 1
+        return str(first if first != own.ip else first + 1)
+    return None

@@ -20,6 +20,7 @@ PeerId = tuple[str, str]  # (interface, public key)
 # absent: the interface is not there (netifd may be re-creating it).
 # dropped: the user or netifd changed the peer mid-switch; it was left as they made it.
 # interrupted: the daemon is stopping; nothing more was changed.
+# untested: no address to test an idle path, and no sign of trouble: left alone.
 # would-switch: --dry-run.
 OK_STATUSES = ("healthy", "switched")
 

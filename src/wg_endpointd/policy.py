@@ -5,7 +5,8 @@ Rules:
 2. Otherwise candidates are tried in rank order: ICMP-answered before silent
    (a hint, never a veto), then the preferred family, then lower RTT, then
    the Happy Eyeballs order.
-3. When liveness cannot be tested, the current endpoint is tried first.
+3. When liveness cannot be tested, the current endpoint is tried first; when it was
+   just shown dead, it is tried last.
 4. The caller restores the original endpoint if no candidate verifies, so a
    peer is never left worse off.
 5. A peer on the family it does not prefer may fail back to preferred
@@ -23,6 +24,7 @@ from .model import Endpoint, ProbeResult
 @dataclass(frozen=True, slots=True)
 class Keep:
     reason: str
+    status: str | None = None  # set when the keep itself says how the peer is
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,9 @@ def decide(current: Endpoint | None, alive: bool, candidates: Sequence[Endpoint]
         order.remove(current)
         order.insert(0, current)
         return Try(tuple(order), "liveness unknown, checking current endpoint first")
+    if current in order:  # just shown dead: others first, itself last (a peer that
+        order.remove(current)  # restarted and lost its session still gets it back)
+        order.append(current)
     why = "no endpoint" if current is None else f"{current} not answering"
     return Try(tuple(order), why)
 
@@ -81,3 +86,16 @@ def reapply(decision: Try, known: Endpoint, iface: str) -> Try:
     """netifd re-created the peer from UCI: the endpoint verified before goes first."""
     rest = [e for e in decision.order if e != known]
     return Try((known, *rest), f"re-applying {known} after {iface} was re-created")
+
+
+FRESH_HANDSHAKE = 180.0  # WireGuard's REJECT_AFTER_TIME: a session this young is in use
+
+
+def untestable(decision: Try, handshake_age: float | None, leave_idle: bool) -> Decision:
+    """A peer with no address to send a test datagram to: a recent handshake proves the
+    path; an idle one is left alone on a scheduled check rather than reset to find out."""
+    if handshake_age is not None and handshake_age < FRESH_HANDSHAKE:
+        return Keep(f"handshake {handshake_age:.0f} s ago", "healthy")
+    if leave_idle:
+        return Keep("no address to test an idle path; left alone", "untested")
+    return decision

@@ -53,6 +53,8 @@ class PeerState:
     probes: tuple[ProbeResult, ...] = ()
     last_switch: Switch | None = None
     since: float | None = None  # wall clock: when the current endpoint was first seen
+    tx_bytes: int = -1
+    last_sent: float | None = None  # when tx last grew (something was sent to the peer)
     fault: str | None = None  # the fault being retried, for logging rule 5
 
 
@@ -69,9 +71,13 @@ def observe(state: PeerState, dump: PeerDump, now: float,
     since = state.since
     if dump.endpoint != state.endpoint or since is None:
         since = wall
+    sent = state.last_sent
+    if state.tx_bytes >= 0 and dump.tx_bytes > state.tx_bytes:
+        sent = now
     return dataclasses.replace(state, endpoint=dump.endpoint, rx_bytes=dump.rx_bytes,
                                handshake=dump.latest_handshake, last_check=now,
-                               last_alive=alive, since=since)
+                               last_alive=alive, since=since, tx_bytes=dump.tx_bytes,
+                               last_sent=sent)
 
 
 def wants_kick(state: PeerState, now: float, interval: float) -> bool:
@@ -81,8 +87,13 @@ def wants_kick(state: PeerState, now: float, interval: float) -> bool:
     return quiet and not recent
 
 
-def is_dead(state: PeerState, now: float, dead_after: float) -> bool:
-    return state.last_alive is not None and now - state.last_alive >= dead_after
+def is_dead(state: PeerState, now: float, dead_after: float, testable: bool = True) -> bool:
+    """Rule 3. A peer the daemon cannot send a test datagram to (a full tunnel with no
+    address to aim at) counts as dead only when traffic went to it and nothing came back
+    for `dead_after`: an idle tunnel is never judged, so never churned."""
+    if state.last_alive is None or now - state.last_alive < dead_after:
+        return False
+    return testable or (state.last_sent is not None and state.last_sent > state.last_alive)
 
 
 def backoff(failures: int, base: float, ceiling: float, jitter: float) -> float:

@@ -20,6 +20,7 @@ from .outcome import Outcome, PeerId, peer_id
 from .wg import Reset
 
 log = logging.getLogger(__name__)
+POLL_MAX = 0.1  # longest pause between two looks at the counters while verifying
 
 
 class WgLike(Protocol):
@@ -147,11 +148,13 @@ class Verifier:
             job.started = begin
         self._start(jobs)
         restore: list[Job] = []
+        delay = self.poll
         while True:
             active = [j for j in jobs if j.result is None]
             if not active:
                 break
-            self.sleep(self.poll)
+            self.sleep(delay)  # start fine, then back off: every look is a `wg` process
+            delay = min(delay * 1.5, POLL_MAX)
             if self.stopping():  # leave nothing half-done: put the old endpoints back
                 for job in active:
                     job.result = Outcome(job.peer, "interrupted", job.original.endpoint,
@@ -182,7 +185,9 @@ class Verifier:
                         job.result = Outcome(job.peer, "failed", job.original.endpoint,
                                              "no candidate verified; original endpoint restored")
                         restore.append(job)
-            self._start(advance)
+            if advance:
+                self._start(advance)
+                delay = self.poll
         self._restore(restore)
         if self.routes is not None:
             for job in jobs:

@@ -34,14 +34,16 @@ def test_icmp_answers_but_wireguard_udp_dropped_chooses_ipv4(lab, tmp_path):
     lab.set_dns({NAME: [links["v6a"].peer_addr, links["v4a"].peer_addr]})
     lab.block(links["v6a"], "udp")
     assert lab.router(["ping", "-6", "-c1", "-W1", links["v6a"].peer_addr], check=False).returncode == 0
-    lab.set_endpoint(pair, links["v6a"].endpoint())
+    lab.block(links["v6b"], "all")
+    lab.set_endpoint(pair, links["v6b"].endpoint())  # an old address, now dead
     confdir = write_config(tmp_path, [pair], peer_section(pair))
 
     res, _ = run_cli(lab, "once", "--config-dir", confdir, "-v")
 
     assert res.returncode == 0, res.stderr
     assert endpoint(lab, pair) == links["v4a"].endpoint()
-    assert f"{links['v6a'].endpoint()} not verified" in res.stderr  # tried first, rejected
+    # ranked first (it answers ping, preferred family), tried, and rejected by WireGuard
+    assert f"{links['v6a'].endpoint()} not verified" in res.stderr
     assert lab.ping_through_tunnel(pair)
     assert lab.wg_dump(pair)[1] != "(none)"  # preshared key still set
 
