@@ -76,9 +76,9 @@ def test_untestable_peer_kept_on_fresh_handshake_or_when_idle():
     from wg_endpointd.policy import Keep, Try, untestable
 
     t = Try((Endpoint("192.0.2.1", 1),), "liveness unknown")
-    assert untestable(t, 30.0, False) == Keep("handshake 30 s ago", "healthy")
+    assert untestable(t, 30.0, True) == Keep("handshake 30 s ago", "healthy")
     assert untestable(t, None, True).status == "untested"
-    assert untestable(t, 500.0, False) is t  # an event or `once`: test it by switching
+    assert untestable(t, 30.0, False) is t  # an event or `once`: test it by switching
 
 
 def test_untestable_peer_dead_only_when_traffic_gets_no_answer():

@@ -92,10 +92,12 @@ FRESH_HANDSHAKE = 180.0  # WireGuard's REJECT_AFTER_TIME: a session this young i
 
 
 def untestable(decision: Try, handshake_age: float | None, leave_idle: bool) -> Decision:
-    """A peer with no address to send a test datagram to: a recent handshake proves the
-    path; an idle one is left alone on a scheduled check rather than reset to find out."""
+    """A peer with no address to send a test datagram to. After an event, or when the
+    daemon saw traffic go unanswered, it is tested by switching (`decision`). On a
+    scheduled check with no such sign it is left alone: a recent handshake shows the
+    session in use, and an idle path is not reset just to find out."""
+    if not leave_idle:
+        return decision
     if handshake_age is not None and handshake_age < FRESH_HANDSHAKE:
         return Keep(f"handshake {handshake_age:.0f} s ago", "healthy")
-    if leave_idle:
-        return Keep("no address to test an idle path; left alone", "untested")
-    return decision
+    return Keep("no address to test an idle path; left alone", "untested")
