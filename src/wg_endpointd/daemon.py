@@ -13,7 +13,7 @@ import random
 import signal
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from . import candidates as cand
 from . import policy, snapshot
@@ -38,8 +38,7 @@ class Daemon:
                  wait: Callable[[float], None] = time.sleep,
                  rand: Callable[[], float] = random.random,
                  config: Config | None = None,
-                 make_routes: Callable[[], RoutesLike] | None = None,
-                 wg: AllowedIpsLike | None = None) -> None:
+                 make_routes: Callable[[], RoutesLike] | None = None) -> None:
         self.load, self.engine, self.run_dir = load, engine, run_dir
         self.clock, self.wall, self.wait, self.rand = clock, wall, wait, rand
         self.cfg = config if config is not None else load()
@@ -51,7 +50,8 @@ class Daemon:
         self.last_round: dict[str, object] | None = None
         self._untestable: set[tuple[str, str]] = set()  # logged once each
         engine.stopping = lambda: self.stop
-        self.groups = Keeper(engine, wg or engine.wg, clock, wall, rand,  # type: ignore[arg-type]
+        # the engine's `wg` adapter (WgClient) also moves allowed IPs
+        self.groups = Keeper(engine, cast(AllowedIpsLike, engine.wg), clock, wall, rand,
                              self._state)
         self.groups.configure(self.cfg)
 
