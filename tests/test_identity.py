@@ -72,3 +72,21 @@ def test_changed_ignores_endpoint_and_counters_and_allowed_ips_order():
     assert changed(a, b) is None
     assert changed(a, None) == "the peer was removed"
     assert changed(a, dataclasses.replace(a, preshared_key=None)) == "its preshared key changed"
+
+
+def test_verification_wait_is_sized_from_what_is_known():
+    from tests.fakes import FakeClock
+    from wg_endpointd.model import Endpoint
+    from wg_endpointd.verify import MIN_WAIT, Job, Verifier
+
+    v = Verifier(None, FakeClock(), lambda s: None, 0.01, lambda i: {}, lambda: False)
+    p = peer(verify_timeout=2.0)
+    job = Job(p, dump(), (V4, Endpoint("192.0.2.77", 51820)), "test")
+    assert v.wait_for(job) == 2.0  # nothing known: the full wait
+    v.rtts[V4.address] = 40.0  # ICMP round trip 40 ms
+    assert abs(v.wait_for(job) - MIN_WAIT) < 1e-9  # a few round trips, but not under 0.5 s
+    v.rtts[V4.address] = 400.0
+    assert abs(v.wait_for(job) - 1.8) < 1e-9
+    job.index = 1  # a candidate that answers no ping: what the last switch took
+    v.learned[(p.interface, p.public_key)] = 0.03
+    assert v.wait_for(job) == MIN_WAIT

@@ -206,6 +206,11 @@ class Engine:
             return found, {}, {}, kicked
         timeout = max((p.probe_timeout for p in live), default=1.0)
         probes = self.probe_hint([[e.address for e in found[peer_id(p)]] for p in live], timeout)
+        for address, probe in probes.items():  # sizes the verification waits
+            if probe.rtt_ms is None:
+                self.verifier.rtts.pop(address, None)
+            else:
+                self.verifier.rtts[address] = probe.rtt_ms
         windows = {}
         for p in live:
             ident = peer_id(p)

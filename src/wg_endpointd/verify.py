@@ -21,6 +21,7 @@ from .wg import Reset
 
 log = logging.getLogger(__name__)
 POLL_MAX = 0.1  # longest pause between two looks at the counters while verifying
+MIN_WAIT = 0.5  # the shortest verification wait, however fast the path looked
 
 
 class WgLike(Protocol):
@@ -49,6 +50,8 @@ class Job:
     index: int = 0
     deadline: float = 0.0
     started: float = 0.0
+    tried_at: float = 0.0  # when the current candidate was set
+    wait: float = 0.0  # how long the current candidate gets
     result: Outcome | None = None
 
     @property
@@ -75,6 +78,19 @@ class Verifier:
         self.wg, self.clock, self.sleep, self.poll = wg, clock, sleep, poll
         self.dumps, self.stopping = dumps, stopping
         self.routes: RoutesLike | None = None
+        self.rtts: dict[str, float] = {}  # address -> ICMP round trip (ms), from the round
+        self.learned: dict[PeerId, float] = {}  # peer -> seconds its last switch took
+
+    def wait_for(self, job: Job) -> float:
+        """How long a candidate gets: a few times what is known about the path (its ICMP
+        round trip, else how long the peer's last verified switch took), never less than
+        MIN_WAIT; the full verify_timeout when nothing is known."""
+        full = job.peer.verify_timeout
+        rtt = self.rtts.get(job.trying.address)
+        guide = rtt / 1000 if rtt is not None else self.learned.get(peer_id(job.peer))
+        if guide is None:
+            return full
+        return min(full, max(MIN_WAIT, 4 * guide + 0.2))
 
     def _guarded_reset(self, jobs: Sequence[Job], target: Callable[[Job], Endpoint],
                        what: str) -> list[Job]:
@@ -124,7 +140,8 @@ class Verifier:
         ended = self._guarded_reset(jobs, lambda j: j.trying, "switch")
         now = self.clock()
         for job in jobs:
-            job.deadline = now + job.peer.verify_timeout
+            job.tried_at, job.wait = now, self.wait_for(job)
+            job.deadline = now + job.wait
         return ended
 
     def route(self, peer: PeerConfig, endpoint: Endpoint) -> None:
@@ -170,14 +187,15 @@ class Verifier:
                 if now_peer is not None and (now_peer.latest_handshake > 0
                                              or now_peer.rx_bytes > 0):
                     took = self.clock() - job.started
+                    self.learned[peer_id(job.peer)] = self.clock() - job.tried_at
                     ep = now_peer.endpoint or job.trying
                     kept = ep == job.original.endpoint
                     job.result = Outcome(job.peer, "healthy" if kept else "switched", ep,
                                          f"verified in {took:.2f} s; {job.reason}",
                                          before=job.original.endpoint)
                 elif self.clock() >= job.deadline:
-                    log.info("%s: %s not verified within %g s", job.peer.label, job.trying,
-                             job.peer.verify_timeout)
+                    log.info("%s: %s not verified within %.2g s", job.peer.label,
+                             job.trying, job.wait)
                     if job.index + 1 < len(job.order):
                         job.index += 1
                         advance.append(job)
