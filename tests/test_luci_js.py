@@ -55,7 +55,7 @@ def test_node_check(path: Path) -> None:
 def _shipped_options() -> dict[str, dict[str, tuple[str, str]]]:
     """Section ("globals" or "peer") -> option -> (help comment, value), including the
     commented-out examples of the shipped file."""
-    found: dict[str, dict[str, tuple[str, str]]] = {"globals": {}, "peer": {}}
+    found: dict[str, dict[str, tuple[str, str]]] = {"globals": {}, "peer": {}, "group": {}}
     section, comment = "", []
     for raw in SHIPPED.read_text().splitlines():
         line = raw.strip()
@@ -115,6 +115,18 @@ def test_peer_options_match_the_shipped_file(table: dict[str, Any]) -> None:
             assert "help" not in spec and spec["inherit"], spec["name"]
 
 
+def test_group_options_match_the_shipped_file_and_the_daemon(table: dict[str, Any]) -> None:
+    from wg_endpointd import options as daemon_options
+
+    shipped = _shipped_options()["group"]
+    # interface and the members (peer) come from choosers, not typed.
+    assert [o["name"] for o in table["GROUP"]] == [
+        n for n in shipped if n not in ("interface", "peer")]
+    assert {o.name for o in daemon_options.GROUP} == set(shipped)
+    for spec in table["GROUP"]:
+        assert spec["help"] == shipped[spec["name"]][0], spec["name"]
+
+
 # --- validators: the page accepts exactly what the daemon accepts ----------------
 
 # An empty value is never written: the page removes the option instead.
@@ -164,9 +176,24 @@ process.stdout.write(JSON.stringify(out));
 """
 
 
+PREFIXES = ["0.0.0.0/0", "::/0", "10.0.0.1/24", "10.0.0.0/33", "2001:db8::/32",
+            "2001:db8::/129", "192.0.2.1", "2001:db8::1", "192.0.2.256/8", "10.0.0.0/",
+            "10.0.0.0/x", "fe80::1%eth0/64", "01.2.3.4/8", "::ffff:192.0.2.1/128", "1.2.3/8"]
+
+
+def _daemon_prefix(text: str) -> bool:
+    from wg_endpointd.groupconf import normalise
+
+    try:
+        normalise(text)
+    except ValueError:
+        return False
+    return True
+
+
 def test_validators_agree_with_the_daemon() -> None:
     cases = {"positiveNumber": NUMBERS, "hostPort": HOSTS, "ipLiteral": ADDRESSES,
-             "ifname": IFNAMES, "publicKey": KEYS}
+             "ifname": IFNAMES, "publicKey": KEYS, "prefix": PREFIXES}
     script = JUDGE % json.dumps(LOADER.as_uri())
     result = _node("--input-type=module", "-e", script, json.dumps(cases))
     assert result.returncode == 0, result.stderr
@@ -177,6 +204,7 @@ def test_validators_agree_with_the_daemon() -> None:
         "ipLiteral": [validate.ip_literal(s) is not None for s in ADDRESSES],
         "ifname": [validate.is_ifname(s) for s in IFNAMES],
         "publicKey": [validate.is_public_key(s) for s in KEYS],
+        "prefix": [_daemon_prefix(s) for s in PREFIXES],
     }
     for fn, items in cases.items():
         wrong = [s for s, a, b in zip(items, page[fn], daemon[fn], strict=True) if a != b]

@@ -48,7 +48,10 @@ class GroupConfig:
 
 
 def normalise(prefix: str) -> str:
-    """A prefix as `wg` prints it (`10.0.0.1/24` -> `10.0.0.0/24`); raise ValueError."""
+    """A prefix as `wg` prints it (`10.0.0.1/24` -> `10.0.0.0/24`); raise ValueError.
+    A zone id (`fe80::1%eth0/64`), which Python would take, means nothing to `wg`."""
+    if "%" in prefix:
+        raise ValueError(f"{prefix.strip()!r}: an allowed IP has no zone id")
     return str(ipaddress.ip_network(prefix.strip(), strict=False))
 
 

@@ -205,3 +205,29 @@ test('settings view: creates the globals section when the file has none', async 
   view.render();
   assert.deepEqual(uci.sections('wg-endpointd', 'globals').map((s) => s['.name']), ['globals']);
 });
+
+test('settings view: standby groups grid, members chosen by name and checked', async () => {
+  const { form } = formStub();
+  const uci = uciStore({ network: NETWORK, 'wg-endpointd': [...OWN,
+    { '.type': 'group', '.name': 'vpn', interface: 'wg0', peer: [KEYS.home] },
+    { '.type': 'group', '.name': 'other', interface: 'wg0', peer: [KEYS.office] }] });
+  const options = load('wg-endpointd.options');
+  const view = new (load('view.wg-endpointd.settings', { view: luci({}).known.view, form, uci }, luci({}).env).constructor)();
+  await view.load();
+  const groups = view.render().sections[2];
+  assert.equal(groups.cls, 'GridSection');
+  assert.deepEqual(groups.args, ['group', 'Standby groups', groups.args[2]]);
+  const g = Object.fromEntries(groups.options.map((o) => [o.name, o]));
+  assert.deepEqual(Object.keys(g), ['interface', 'peer', ...options.GROUP.map((o) => o.name)]);
+  assert.deepEqual(g.interface.keylist, ['wg0']);
+  assert.deepEqual(g.peer.keylist, [KEYS.home, KEYS.office]); // keys, shown by name
+  assert.deepEqual(g.peer.vallist, ['Home server (wg0)', KEYS.office.slice(0, 8) + '… (wg0)']);
+  assert.equal(g.peer.validate('vpn', KEYS.home), true);
+  assert.notEqual(g.peer.validate('vpn', KEYS.office), true); // in group "other"
+  assert.notEqual(g.peer.validate('vpn', 'x'.repeat(43) + '='), true); // not a peer of wg0
+  assert.equal(g.allowed_ips.cls, 'DynamicList');
+  assert.equal(g.allowed_ips.validate('vpn', '0.0.0.0/0'), true);
+  assert.equal(g.allowed_ips.validate('vpn', '2001:db8::/32'), true);
+  assert.notEqual(g.allowed_ips.validate('vpn', '10.0.0.0/33'), true);
+  assert.equal(g.failback_hold.placeholder, '300');
+});

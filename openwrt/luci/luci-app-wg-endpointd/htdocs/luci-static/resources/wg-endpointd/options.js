@@ -186,6 +186,28 @@ var PEER = [
 	{ name: 'verify_timeout', type: 'number', inherit: 'verify_timeout', title: _('Verify timeout') }
 ];
 
+/* Standby groups (config group); interface and the members (list peer) come
+ * from choosers, not typed keys. */
+var GROUP = [
+	{ name: 'allowed_ips', type: 'prefixes', title: _('Moving allowed IPs'),
+	  help: _('The allowed IPs that move to the active member (default: those all members share).') },
+	{ name: 'failback_hold', type: 'number', inherit: 'failback_hold', title: _('Failback hold'),
+	  help: _('The preferred member must handshake this long before it gets them back.') }
+];
+
+/* An allowed IP as Python's ip_network(strict=False) takes it: an address with
+ * an optional prefix length in range (groupconf.normalise). */
+function prefix(text) {
+	var t = String(text), slash = t.indexOf('/'), addr = slash < 0 ? t : t.substring(0, slash);
+	var v6 = addr.indexOf(':') >= 0;
+	if (v6 ? (addr.indexOf('%') >= 0 || !ipv6(addr)) : !ipv4(addr))
+		return false;
+	if (slash < 0)
+		return true;
+	var len = t.substring(slash + 1);
+	return /^[0-9]{1,3}$/.test(len) && +len <= (v6 ? 128 : 32);
+}
+
 /* The daemon reads booleans as netifd does, case-sensitive; a checkbox knows
  * '1' and '0'. Anything else is left as it is (the daemon reports it). */
 function flagValue(value) {
@@ -204,6 +226,7 @@ function valid(type, value) {
 	case 'iflist': return String(value).split(/\s+/).filter(Boolean).every(ifname);
 	case 'hosts': return String(value).split(/\s+/).filter(Boolean).every(hostPort);
 	case 'address': return ipLiteral(value);
+	case 'prefixes': return String(value).split(/\s+/).filter(Boolean).every(prefix);
 	default: return true;
 	}
 }
@@ -225,6 +248,8 @@ function peerChoices(peers) {
 return baseclass.extend({
 	GLOBALS: GLOBALS,
 	PEER: PEER,
+	GROUP: GROUP,
+	prefix: prefix,
 	positiveNumber: positiveNumber,
 	ifname: ifname,
 	publicKey: publicKey,

@@ -11,7 +11,8 @@ var MESSAGES = {
 	number: _('Expecting a number greater than 0 and below 10000000'),
 	iflist: _('Expecting an interface name'),
 	hosts: _('Expecting host, host:port or [IPv6]:port'),
-	address: _('Expecting an IPv4 or IPv6 address')
+	address: _('Expecting an IPv4 or IPv6 address'),
+	prefixes: _('Expecting addresses with an optional prefix length, such as 0.0.0.0/0')
 };
 
 /* One form option from a row of the options table. */
@@ -41,6 +42,7 @@ function addOption(s, spec, ctx) {
 
 	case 'iflist':
 	case 'hosts':
+	case 'prefixes':
 		o = s.option(form.DynamicList, spec.name, spec.title, help);
 		(spec.type == 'iflist' ? (spec.wireguard ? ctx.wg : ctx.all) : []).forEach(function(n) {
 			o.value(n);
@@ -128,6 +130,36 @@ return view.extend({
 			o = addOption(s, spec, ctx);
 			o.modalonly = [ 'managed', 'candidate', 'family' ].indexOf(spec.name) < 0;
 		});
+
+		s = m.section(form.GridSection, 'group', _('Standby groups'),
+			_('Peers of one interface with their own keys, preferred first: exactly one of them holds the group\'s allowed IPs, and they move to the first standby that works when it fails.'));
+		s.addremove = true;
+		s.nodescriptions = true;
+
+		o = s.option(form.ListValue, 'interface', _('Interface'));
+		ctx.wg.forEach(function(n) { o.value(n); });
+		o.rmempty = false;
+
+		o = s.option(form.DynamicList, 'peer', _('Members'),
+			_('Preferred first. Each must be a peer of the group\'s interface, in one group only.'));
+		options.peerChoices(net.peers).forEach(function(c) {
+			o.value(c.value.substring(c.value.indexOf('/') + 1), c.label);
+		});
+		o.rmempty = false;
+		o.validate = function(section_id, value) {
+			var iface = uci.get(CONF, section_id, 'interface');
+			var mine = (net.peers || []).some(function(p) {
+				return p.public_key == value && (!iface || p.interface == iface);
+			});
+			if (value && !mine)
+				return _('Not a peer of this interface');
+			var elsewhere = uci.sections(CONF, 'group').some(function(g) {
+				return g['.name'] != section_id && [].concat(g.peer || []).indexOf(value) >= 0;
+			});
+			return elsewhere ? _('Already a member of another group') : true;
+		};
+
+		options.GROUP.forEach(function(spec) { addOption(s, spec, ctx); });
 
 		return m.render();
 	}
