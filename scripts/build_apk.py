@@ -13,7 +13,6 @@ The field numbers come from apk-tools' src/apk_adb.h; adb.py writes the bytes.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import stat
@@ -24,7 +23,10 @@ from pathlib import Path, PurePosixPath
 if __package__ in (None, ""):  # run as a script: make `scripts` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scripts import adb  # noqa: E402
+from scripts import (
+    adb,  # noqa: E402
+    pkgcli,  # noqa: E402
+)
 from scripts.build_ipk import write_atomic  # noqa: E402
 from scripts.pkgfiles import packages  # noqa: E402
 from scripts.pkgspec import (  # noqa: E402
@@ -188,22 +190,9 @@ def build(out: Path, repo: Path = REPO, icmplib_src: Path | None = None,
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Build the packages and print their paths; exit 1 on a BuildError."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--out", type=Path, default=REPO / "dist",
-                        help="output directory (default: dist)")
-    parser.add_argument("--icmplib-src", type=Path,
-                        help="icmplib sdist, wheel or source directory")
-    parser.add_argument("--cache", type=Path, default=None,
-                        help="download cache (default: build/cache)")
-    args = parser.parse_args(argv)
-    try:
-        for path in build(args.out, icmplib_src=args.icmplib_src, cache=args.cache):
-            print(path)
-    except (BuildError, adb.AdbError) as exc:
-        print(f"build_apk: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    """Build the packages and print their paths; exit 1 on a build error."""
+    return pkgcli.run("build_apk", __doc__, REPO / "dist", build, (BuildError, adb.AdbError),
+                      argv)
 
 
 if __name__ == "__main__":

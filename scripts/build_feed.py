@@ -15,7 +15,6 @@ Serve the folder over HTTP; README.md says how each router adds it.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import sys
 from pathlib import Path
@@ -23,7 +22,10 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `scripts` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scripts import adb  # noqa: E402
+from scripts import (
+    adb,  # noqa: E402
+    pkgcli,  # noqa: E402
+)
 from scripts.build_apk import Built, apk_bytes, pkginfo  # noqa: E402
 from scripts.build_ipk import gzip_bytes, ipk_bytes, read_control, write_atomic  # noqa: E402
 from scripts.pkgfiles import packages  # noqa: E402
@@ -79,22 +81,9 @@ def build(out: Path, repo: Path = REPO, icmplib_src: Path | None = None,
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Build the feed and print the paths; exit 1 on a BuildError."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--out", type=Path, default=REPO / "dist/feed",
-                        help="feed folder (default: dist/feed)")
-    parser.add_argument("--icmplib-src", type=Path,
-                        help="icmplib sdist, wheel or source directory")
-    parser.add_argument("--cache", type=Path, default=None,
-                        help="download cache (default: build/cache)")
-    args = parser.parse_args(argv)
-    try:
-        for path in build(args.out, icmplib_src=args.icmplib_src, cache=args.cache):
-            print(path)
-    except (BuildError, adb.AdbError) as exc:
-        print(f"build_feed: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    """Build the packages and print their paths; exit 1 on a build error."""
+    return pkgcli.run("build_feed", __doc__, REPO / "dist/feed", build, (BuildError, adb.AdbError),
+                      argv)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ used (plus `pip download` once for the icmplib sdist, see pkgfiles.py).
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import io
 import os
@@ -32,6 +31,7 @@ from pathlib import Path, PurePosixPath
 if __package__ in (None, ""):  # run as a script: make `scripts` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from scripts import pkgcli  # noqa: E402
 from scripts.pkgfiles import packages  # noqa: E402
 from scripts.pkgspec import REPO, BuildError, Entry, Package, source_date_epoch  # noqa: E402
 
@@ -226,23 +226,8 @@ def extract_into(ipk: Path, root: Path, *, opkg_info: bool = False) -> list[str]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Build the packages and print their paths; exit 1 on a BuildError."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--out", type=Path, default=REPO / "dist",
-                        help="output directory (default: dist)")
-    parser.add_argument("--icmplib-src", type=Path,
-                        help="icmplib sdist, wheel or source directory "
-                             "(default: the sdist in build/cache, fetched with pip)")
-    parser.add_argument("--cache", type=Path, default=None,
-                        help="download cache (default: build/cache)")
-    args = parser.parse_args(argv)
-    try:
-        for path in build(args.out, icmplib_src=args.icmplib_src, cache=args.cache):
-            print(path)
-    except BuildError as exc:
-        print(f"build_ipk: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    """Build the packages and print their paths; exit 1 on a build error."""
+    return pkgcli.run("build_ipk", __doc__, REPO / "dist", build, (BuildError,), argv)
 
 
 if __name__ == "__main__":
