@@ -100,41 +100,19 @@ class Daemon:
     # -- outcomes -> state -------------------------------------------------
 
     def apply(self, out: Outcome) -> None:
-        peer, now = out.peer, self.clock()
-        old = self._state(peer)
-        state = dataclasses.replace(old, candidates=out.candidates or old.candidates,
-                                    probes=tuple(out.probes.values()) or old.probes)
-        if out.ok:
-            if old.fault is not None:
-                log.info("%s: working again on %s", peer.label, out.endpoint)
-            phase = st.FALLBACK if self._better(peer, out.endpoint, state.candidates) \
-                else st.HEALTHY
-            state = st.verified(state, out.endpoint, now, self.wall(), phase)
-            if out.endpoint is not None:
-                self.engine.remembered[peer_id(peer)] = out.endpoint
-            if out.status == "switched":
-                came_from = out.before or old.endpoint
-                log.info("%s: switched %s -> %s (%s)", peer.label, came_from or "(none)",
-                         out.endpoint, out.detail)
-                state = dataclasses.replace(state, last_switch=st.Switch(
-                    came_from, out.endpoint, out.detail, self.wall()), better_since=None)
-        elif out.status in ("failed", "error"):
-            delay = st.backoff(old.failures + 1, self.cfg.settings.check_interval,
-                               self.cfg.settings.backoff_max, self.rand())
-            state = st.repair_failed(state, now, delay, out.detail)
-            if old.fault != out.detail:  # rule 5: log a fault when it starts or changes
-                (log.warning if out.status == "failed" else log.error)(
-                    "%s: %s; retrying with backoff (next in %.0f s)", peer.label,
-                    out.detail, delay)
-            else:
-                log.debug("%s: still %s; next attempt in %.0f s", peer.label, out.detail,
-                          delay)
-        elif out.status == "dropped":
-            state = st.retry_soon(state)
-        elif out.status == "absent":  # netifd rebuilding it: its ifup wakes us, no error
-            if old.fault != out.detail:
-                log.info("%s: %s; waiting for it to come back", peer.label, out.detail)
-            state = dataclasses.replace(st.retry_soon(state), fault=out.detail)
+        peer, old = out.peer, self._state(out.peer)
+        cands = out.candidates or old.candidates
+        delay = st.backoff(old.failures + 1, self.cfg.settings.check_interval,
+                           self.cfg.settings.backoff_max, self.rand())
+        state, lines = st.settle(old, st.Result(out.status, out.endpoint, out.detail,
+                                                out.before, out.candidates,
+                                                tuple(out.probes.values())),
+                                 self.clock(), self.wall(),
+                                 bool(self._better(peer, out.endpoint, cands)), delay)
+        for level, text in lines:
+            log.log(level, "%s: %s", peer.label, text)
+        if out.ok and out.endpoint is not None:
+            self.engine.remembered[peer_id(peer)] = out.endpoint
         self._set(peer, state)
 
     # -- the loop ----------------------------------------------------------

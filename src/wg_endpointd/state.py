@@ -20,6 +20,8 @@ Rules:
 from __future__ import annotations
 
 import dataclasses
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .model import Endpoint, PeerDump, ProbeResult
@@ -146,3 +148,51 @@ def failback_plausible(better_answered: bool, current_answered: bool) -> bool:
     works on the current path (so a peer that answers no ping, or a host without
     raw-socket permission, still fails back on WireGuard's verification alone)."""
     return better_answered or not current_answered
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What a round did to a peer, as the state machine needs it (from an Outcome)."""
+
+    status: str
+    endpoint: Endpoint | None
+    detail: str
+    before: Endpoint | None = None
+    candidates: tuple[Endpoint, ...] = ()
+    probes: Sequence[ProbeResult] = ()
+
+
+LogLine = tuple[int, str]  # (logging level, message without the peer's label)
+
+
+def settle(old: PeerState, res: Result, now: float, wall: float, fallback: bool,
+           delay: float) -> tuple[PeerState, list[LogLine]]:
+    """The state after a round's result, and the lines to log (rule 5: a fault when it
+    starts or changes, its end, every switch). `fallback`: the new endpoint is not the
+    preferred family; `delay`: the backoff before the next repair, if this one failed."""
+    state = dataclasses.replace(old, candidates=res.candidates or old.candidates,
+                                probes=tuple(res.probes) or old.probes)
+    lines: list[LogLine] = []
+    if res.status in ("healthy", "switched"):
+        if old.fault is not None:
+            lines.append((logging.INFO, f"working again on {res.endpoint}"))
+        state = verified(state, res.endpoint, now, wall, FALLBACK if fallback else HEALTHY)
+        if res.status == "switched":
+            came_from = res.before or old.endpoint
+            lines.append((logging.INFO, f"switched {came_from or '(none)'} -> {res.endpoint} "
+                                        f"({res.detail})"))
+            state = dataclasses.replace(state, last_switch=Switch(
+                came_from, res.endpoint, res.detail, wall), better_since=None)
+    elif res.status in ("failed", "error"):
+        state = repair_failed(state, now, delay, res.detail)
+        level = logging.WARNING if res.status == "failed" else logging.ERROR
+        if old.fault == res.detail:
+            level = logging.DEBUG
+        lines.append((level, f"{res.detail}; retrying with backoff (next in {delay:.0f} s)"))
+    elif res.status == "dropped":
+        state = retry_soon(state)
+    elif res.status == "absent":  # netifd rebuilding it: its ifup wakes us, no error
+        if old.fault != res.detail:
+            lines.append((logging.INFO, f"{res.detail}; waiting for it to come back"))
+        state = dataclasses.replace(retry_soon(state), fault=res.detail)
+    return state, lines
