@@ -179,16 +179,19 @@ class Daemon:
                 self._untestable.add(peer_id(peer))
                 log.info("%s: no tunnel address to test its path (set probe_address); judged "
                          "by handshakes and by traffic that gets no answer", peer.label)
-            if st.is_dead(state, now, s.dead_after, target is not None) \
+            silent = target is not None and st.unanswered(state, now)
+            if (silent or st.is_dead(state, now, s.dead_after, target is not None)) \
                     and now >= state.next_repair:
                 dead.append(peer)
+                state = dataclasses.replace(state, kick_rx=-1)
+                log.info("%s: %s", peer.label, f"no answer to a test datagram within "
+                         f"{st.answer_wait(state):g} s" if silent
+                         else f"no sign of life for {s.dead_after:g} s")
             elif target is not None and st.wants_kick(state, now, s.check_interval):
                 if self.engine.kick(peer.interface, target):
-                    state = dataclasses.replace(state, last_kick=now)
+                    state = st.kicked(state, now)
             self.states[peer_id(peer)] = state
         if dead:
-            log.info("no sign of life for %g s: %s", s.dead_after,
-                     ", ".join(p.label for p in dead))
             actives = self.groups.actives()
             plain = [p for p in dead if peer_id(p) not in actives]
             outcomes = self.engine.round(plain) if plain else []
@@ -249,7 +252,9 @@ class Daemon:
         now = self.clock()
         if now >= self.next_check:
             self.check()
-            self.next_check = now + poll_period(s.check_interval, s.dead_after)
+            looks = [t for st_ in self.states.values()
+                     if (t := st.next_look(st_, now)) is not None]
+            self.next_check = min([now + poll_period(s.check_interval, s.dead_after), *looks])
         if now >= self.next_failback:
             self.failback()
             self.next_failback = now + s.check_interval

@@ -12,6 +12,11 @@ Rules:
    candidate has been plausible for the hold time; a failed trial doubles the
    hold (up to `backoff_max` times 4). ICMP only argues against a candidate
    when it works on the current path: it ranks, it never vetoes.
+6. A test datagram into the tunnel draws an answer from a live peer: at once when it
+   provokes an inner reply (an echo or an ICMP error from the peer's tunnel address),
+   else through WireGuard's passive keepalive within 10 s. How fast the peer answered
+   last time sizes the wait; a test left unanswered that long means dead now, without
+   waiting for `dead_after`.
 5. A fault (wg failing, nothing verifying) is spaced by the same backoff and
    remembered, so it is logged when it starts, when it changes and when it
    ends, not on every attempt.
@@ -27,6 +32,9 @@ from dataclasses import dataclass
 from .model import Endpoint, PeerDump, ProbeResult
 
 HEALTHY, DOWN, FALLBACK, UNKNOWN = "healthy", "down", "fallback", "unknown"
+KEEPALIVE_WAIT = 11.0  # passive keepalive: WireGuard answers data within 10 s (+1 s slack)
+PROMPT = 2.0  # an answer faster than this was an inner reply, not the keepalive
+FIRST_LOOK = 0.5  # when to look first after a test datagram of a peer not yet learned
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +66,8 @@ class PeerState:
     tx_bytes: int = -1
     last_sent: float | None = None  # when tx last grew (something was sent to the peer)
     fault: str | None = None  # the fault being retried, for logging rule 5
+    kick_rx: int = -1  # rx when the unanswered test datagram went out; -1: none pending
+    answer_delay: float | None = None  # how long the last answer took (rule 6)
 
 
 def observe(state: PeerState, dump: PeerDump, now: float,
@@ -76,14 +86,53 @@ def observe(state: PeerState, dump: PeerDump, now: float,
     sent = state.last_sent
     if state.tx_bytes >= 0 and dump.tx_bytes > state.tx_bytes:
         sent = now
+    kick_rx, delay = state.kick_rx, state.answer_delay
+    if kick_rx >= 0 and (dump.rx_bytes > kick_rx or dump.rx_bytes < state.rx_bytes):
+        if dump.rx_bytes > kick_rx and state.last_kick is not None:
+            delay = now - state.last_kick  # an upper bound: when we looked
+        kick_rx = -1  # answered (or the peer was re-created: counters restarted)
     return dataclasses.replace(state, endpoint=dump.endpoint, rx_bytes=dump.rx_bytes,
                                handshake=dump.latest_handshake, last_check=now,
                                last_alive=alive, since=since, tx_bytes=dump.tx_bytes,
-                               last_sent=sent)
+                               last_sent=sent, kick_rx=kick_rx, answer_delay=delay)
+
+
+def kicked(state: PeerState, now: float) -> PeerState:
+    """A test datagram went into the tunnel (rules 2 and 6)."""
+    return dataclasses.replace(state, last_kick=now, kick_rx=state.rx_bytes)
+
+
+def answer_wait(state: PeerState) -> float:
+    """How long a live peer takes to answer a test datagram (rule 6)."""
+    d = state.answer_delay
+    if d is None or d >= PROMPT:
+        return KEEPALIVE_WAIT
+    return max(FIRST_LOOK, 3 * d + 0.3)
+
+
+def unanswered(state: PeerState, now: float) -> bool:
+    """Rule 6: the pending test datagram got no answer in the time a live peer takes."""
+    return (state.kick_rx >= 0 and state.last_kick is not None
+            and now - state.last_kick >= answer_wait(state))
+
+
+def next_look(state: PeerState, now: float) -> float | None:
+    """When to read the counters again for a pending test datagram: a first look soon
+    (to learn that the peer answers at once), then at the verdict."""
+    if state.kick_rx < 0 or state.last_kick is None:
+        return None
+    verdict = state.last_kick + answer_wait(state)
+    first = state.last_kick + FIRST_LOOK
+    if now < first < verdict:
+        return first
+    return verdict if now < verdict else None
 
 
 def wants_kick(state: PeerState, now: float, interval: float) -> bool:
-    """Rule 2."""
+    """Rule 2; plus one test datagram at once for a peer not tested yet, to learn how
+    it answers (rule 6) before the answer matters."""
+    if state.last_kick is None and state.answer_delay is None:
+        return True
     quiet = state.last_alive is None or now - state.last_alive >= interval
     recent = state.last_kick is not None and now - state.last_kick < interval
     return quiet and not recent
@@ -110,7 +159,7 @@ def verified(state: PeerState, endpoint: Endpoint | None, now: float, wall: floa
     since = state.since if endpoint == state.endpoint and state.since is not None else wall
     return dataclasses.replace(state, phase=phase, endpoint=endpoint, last_alive=now,
                                last_verified=wall, failures=0, next_repair=0.0, fault=None,
-                               since=since)
+                               since=since, kick_rx=-1)
 
 
 def repair_failed(state: PeerState, now: float, delay: float,
