@@ -37,10 +37,12 @@ def test_icmp_answers_rank_first_but_silent_stay_in_list():
 
 
 def test_current_endpoint_just_shown_dead_is_tried_last():
-    probes = {V6A.address: ProbeResult(V6A.address, 1.0)}  # ICMP still answers
+    probes = {V4A.address: ProbeResult(V4A.address, 1.0)}  # the current one answers no ping
     d = policy.decide(V6A, False, [V6A, V4A, V6B], probes, 6)
     assert d.order == (V4A, V6B, V6A)
-    unknown = policy.decide(V6A, False, [V6A, V4A, V6B], probes, 6, unknown=True)
+    pinged = {V6A.address: ProbeResult(V6A.address, 1.0)}  # still answers ping: keeps rank
+    assert policy.decide(V6A, False, [V6A, V4A, V6B], pinged, 6).order[0] == V6A
+    unknown = policy.decide(V6A, False, [V6A, V4A, V6B], pinged, 6, unknown=True)
     assert unknown.order[0] == V6A  # untested: the current one first
 
 

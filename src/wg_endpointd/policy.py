@@ -6,7 +6,9 @@ Rules:
    (a hint, never a veto), then the preferred family, then lower RTT, then
    the Happy Eyeballs order.
 3. When liveness cannot be tested, the current endpoint is tried first; when it was
-   just shown dead, it is tried last.
+   just shown dead and answers no ping either, it is tried last. (A test datagram's
+   answer can be lost, e.g. to ICMP rate limits; a current endpoint that still answers
+   ping keeps its rank, and the short, RTT-sized wait makes re-trying it cheap.)
 4. The caller restores the original endpoint if no candidate verifies, so a
    peer is never left worse off.
 5. A peer on the family it does not prefer may fail back to preferred
@@ -66,9 +68,11 @@ def decide(current: Endpoint | None, alive: bool, candidates: Sequence[Endpoint]
         order.remove(current)
         order.insert(0, current)
         return Try(tuple(order), "liveness unknown, checking current endpoint first")
-    if current in order:  # just shown dead: others first, itself last (a peer that
-        order.remove(current)  # restarted and lost its session still gets it back)
-        order.append(current)
+    silent = current is not None and (probes.get(current.address) is None
+                                      or probes[current.address].rtt_ms is None)
+    if current in order and silent:  # shown dead and no ping reply either: others first,
+        order.remove(current)  # itself last (a peer that restarted and lost its session
+        order.append(current)  # still gets it back)
     why = "no endpoint" if current is None else f"{current} not answering"
     return Try(tuple(order), why)
 
