@@ -183,10 +183,10 @@ class Daemon:
             if (silent or st.is_dead(state, now, s.dead_after, target is not None)) \
                     and now >= state.next_repair:
                 dead.append(peer)
-                state = dataclasses.replace(state, kick_rx=-1)
-                log.info("%s: %s", peer.label, f"no answer to a test datagram within "
-                         f"{st.answer_wait(state):g} s" if silent
-                         else f"no sign of life for {s.dead_after:g} s")
+                why = (f"no answer to a test datagram within {st.answer_wait(state):g} s"
+                       if silent else f"no sign of life for {s.dead_after:g} s")
+                log.info("%s: %s", peer.label, why)
+                state = st.judged(state)
             elif target is not None and st.wants_kick(state, now, s.check_interval):
                 if self.engine.kick(peer.interface, target):
                     state = st.kicked(state, now)

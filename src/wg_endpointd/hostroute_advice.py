@@ -18,6 +18,7 @@ from typing import Protocol
 
 from . import uci
 from .options import TRUE_WORDS
+from .validate import ip_literal
 
 
 class _Host(Protocol):
@@ -42,11 +43,8 @@ class PeerConfig(Protocol):  # the fields of config.PeerConfig used here
 
 def _movable(peers: Sequence[PeerConfig]) -> bool:
     """A managed peer may be moved to another address (several hosts, or a name)."""
-    return any(len(p.hosts) > 1 or any(not _literal(h.host) for h in p.hosts) for p in peers)
-
-
-def _literal(host: str) -> bool:
-    return host.replace(".", "").isdigit() or ":" in host
+    return any(len(p.hosts) > 1 or any(ip_literal(h.host) is None for h in p.hosts)
+               for p in peers)
 
 
 def _full_tunnel(peer: PeerConfig) -> bool:

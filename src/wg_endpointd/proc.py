@@ -21,19 +21,13 @@ def run(argv: Sequence[str], *, timeout: float, input: str | None = None,
     Raises subprocess.TimeoutExpired after killing the process group, and
     OSError (FileNotFoundError, PermissionError…) when the program cannot start.
     """
-    kwargs.pop("capture_output", None)
-    kwargs.pop("text", None)
-    kwargs.pop("check", None)
     proc = subprocess.Popen(list(argv), stdin=subprocess.PIPE if input is not None else
                             subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True,
                             **kwargs)
     try:
         out, err = proc.communicate(input, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        raise
-    except BaseException:  # a signal handler raising, KeyboardInterrupt…
+    except BaseException:  # TimeoutExpired, or a signal handler raising
         _kill_group(proc)
         raise
     return subprocess.CompletedProcess(list(argv), proc.returncode, out, err)

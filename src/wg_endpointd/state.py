@@ -102,6 +102,11 @@ def kicked(state: PeerState, now: float) -> PeerState:
     return dataclasses.replace(state, last_kick=now, kick_rx=state.rx_bytes)
 
 
+def judged(state: PeerState) -> PeerState:
+    """The pending test datagram led to a repair: it is not judged again."""
+    return dataclasses.replace(state, kick_rx=-1)
+
+
 def answer_wait(state: PeerState) -> float:
     """How long a live peer takes to answer a test datagram (rule 6)."""
     d = state.answer_delay

@@ -135,14 +135,14 @@ class Verifier:
                     failed.append(job)
         return failed
 
-    def _start(self, jobs: Sequence[Job]) -> list[Job]:
-        """Point each job's peer at its current candidate; returns jobs that ended."""
-        ended = self._guarded_reset(jobs, lambda j: j.trying, "switch")
+    def _start(self, jobs: Sequence[Job]) -> None:
+        """Point each job's peer at its current candidate; a job whose reset cannot be
+        made gets its result here."""
+        self._guarded_reset(jobs, lambda j: j.trying, "switch")
         now = self.clock()
         for job in jobs:
             job.tried_at, job.wait = now, self.wait_for(job)
             job.deadline = now + job.wait
-        return ended
 
     def route(self, peer: PeerConfig, endpoint: Endpoint) -> None:
         """Full tunnels: keep the endpoint's packets out of the tunnel itself."""
@@ -216,14 +216,11 @@ class Verifier:
     def _restore(self, jobs: list[Job]) -> None:
         """Put the original endpoints back, through the same stale-picture check."""
         todo = [j for j in jobs if j.original.endpoint is not None]
-        results = {id(j): j.result for j in todo}
+        first = {id(j): j.result for j in todo}
         for job in self._guarded_reset(todo, lambda j: j.original.endpoint or j.trying,
                                        "restore"):
-            if job.result is not None and job.result.status == "dropped":
-                job.result = Outcome(job.peer, "dropped", job.result.endpoint,
-                                     job.result.detail, before=job.original.endpoint)
-            else:
-                old = results[id(job)]
+            if job.result is not None and job.result.status == "error":
+                old = first[id(job)]
                 job.result = Outcome(job.peer, "error", None,
                                      f"{old.detail if old else 'switch failed'}; restoring "
                                      f"{job.original.endpoint} failed too")
