@@ -1,7 +1,11 @@
-"""Daemon benchmarks in the lab: hotplug event to verified endpoint, and the idle cost.
+"""Daemon benchmarks in the lab: hotplug event to verified endpoint (and the `wg`
+processes a switch costs), and the idle cost of 10 peers: CPU (the daemon and its `wg`
+children), `wg` processes and wake-ups per hour, RSS.
 
-    PYTHONPATH=src:. .venv/bin/python -m bench.daemon [--reps 7] [--idle 120]
+    PYTHONPATH=src:. .venv/bin/python -m bench.daemon [--reps 7] [--idle 310]
 
+The idle window is long enough to hold one scheduled round (`resolve_interval`, 300 s).
+`wg` processes are counted from the daemon's debug log (one line per run).
 Writes build/bench-daemon.json. Medians, because the machines are shared.
 """
 
@@ -31,33 +35,48 @@ from tests.lab import Lab
 TICK = os.sysconf("SC_CLK_TCK")
 
 
+DEBUG = "config globals 'globals'\n\toption log_level 'debug'\n"
+
+
+def wg_runs(log: Path) -> int:
+    return log.read_text().count("DEBUG: running wg ")
+
+
+def phases(run_dir: Path) -> list[str]:
+    return [p["phase"] for p in json.loads((run_dir / "state.json").read_text())["peers"]]
+
+
 def all_healthy(run_dir: Path) -> bool:
-    peers = json.loads((run_dir / "state.json").read_text())["peers"]
-    return all(p["phase"] == "healthy" for p in peers)
+    return all(p == "healthy" for p in phases(run_dir))
 
 
 def event_to_verified(reps: int) -> dict[str, object]:
-    times, hotplug_ms = [], []
+    times, hotplug_ms, runs = [], [], []
     with Lab() as lab, tempfile.TemporaryDirectory() as tmp:
         links = four_links(lab)
         pair = lab.add_wg_pair(51820)
         lab.set_dns({NAME: [links["v6a"].peer_addr, links["v4a"].peer_addr]})
-        confdir = write_config(Path(tmp), [pair], peer_section(pair))
+        confdir = write_config(Path(tmp), [pair], peer_section(pair), DEBUG)
         for i in range(reps):
             lab.unblock(links["v6a"])
             lab.reset_router_peer(pair, links["v6a"].endpoint())
             assert lab.ping_through_tunnel(pair)
-            run_dir = Path(tmp) / f"run{i}"
-            with daemon(lab, confdir, run_dir):
+            run_dir, log = Path(tmp) / f"run{i}", Path(tmp) / f"daemon{i}.log"
+            with daemon(lab, confdir, run_dir, log):
                 wait_for(lambda rd=run_dir: all_healthy(rd), 20, "healthy")
+                time.sleep(1)
                 lab.block(links["v6a"], "all")
+                before = wg_runs(log)
                 start = time.monotonic()
                 hotplug_ms.append(hotplug(lab, run_dir, ACTION="ifdown", INTERFACE="wan6") * 1000)
                 wait_for(lambda: endpoint(lab, pair) == links["v4a"].endpoint()
                          and int(lab.wg_dump(pair)[4]) > 0, 5, "switch", step=0.005)
                 times.append(time.monotonic() - start)
+                wait_for(lambda rd=run_dir: phases(rd) == ["fallback"], 3, "state written")
+                runs.append(wg_runs(log) - before)
     return {"event_to_verified_s": times, "median_s": statistics.median(times),
-            "hotplug_script_ms_median": statistics.median(hotplug_ms)}
+            "hotplug_script_ms_median": statistics.median(hotplug_ms),
+            "wg_runs_per_switch": runs, "wg_runs_per_switch_median": statistics.median(runs)}
 
 
 def proc_stat(pid: int) -> tuple[float, float, int]:
@@ -77,35 +96,43 @@ def idle(peers: int, seconds: float) -> dict[str, object]:
         for pair in pairs:
             lab.set_endpoint(pair, links["v6a"].endpoint(pair.peer_port))
             assert lab.ping_through_tunnel(pair)
-        confdir = write_config(Path(tmp), pairs, "".join(peer_section(p) for p in pairs))
-        run_dir = Path(tmp) / "run"
-        with daemon(lab, confdir, run_dir) as proc:
+        confdir = write_config(Path(tmp), pairs, "".join(peer_section(p) for p in pairs), DEBUG)
+        run_dir, log = Path(tmp) / "run", Path(tmp) / "daemon.log"
+        with daemon(lab, confdir, run_dir, log) as proc:
             wait_for(lambda: all_healthy(run_dir), 20, "healthy")
             time.sleep(2)
             cpu0, _, ctx0 = proc_stat(proc.pid)
+            runs0 = wg_runs(log)
             time.sleep(seconds)
             cpu1, rss, ctx1 = proc_stat(proc.pid)
+            runs1 = wg_runs(log)
+            resets = log.read_text().count("switched") + log.read_text().count("reset")
             rss_now = int(dict(line.split(":", 1) for line in Path(
                 f"/proc/{proc.pid}/status").read_text().splitlines())["VmRSS"].split()[0]) / 1024
     per_hour = (cpu1 - cpu0) * 3600 / seconds
     return {"peers": peers, "seconds": seconds, "peak_rss_mib": round(rss, 1),
-            "rss_mib": round(rss_now, 1), "cpu_s_per_hour": round(per_hour, 1),
-            "wakeups_per_min": round((ctx1 - ctx0) * 60 / seconds, 1)}
+            "rss_mib": round(rss_now, 1), "cpu_s_per_hour": round(per_hour, 2),
+            "wg_runs_per_hour": round((runs1 - runs0) * 3600 / seconds),
+            "wakeups_per_min": round((ctx1 - ctx0) * 60 / seconds, 1),
+            "switch_lines": resets}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=7)
-    ap.add_argument("--idle", type=float, default=120)
+    ap.add_argument("--idle", type=float, default=310)
     args = ap.parse_args()
     ev = event_to_verified(args.reps)
     print(f"hotplug event -> verified endpoint: median {ev['median_s']:.3f} s "
           f"(min {min(ev['event_to_verified_s']):.3f}, max {max(ev['event_to_verified_s']):.3f}, "
-          f"n={args.reps}); hotplug script {ev['hotplug_script_ms_median']:.1f} ms incl. netns exec")
+          f"n={args.reps}); hotplug script {ev['hotplug_script_ms_median']:.1f} ms incl. netns exec; "
+          f"{ev['wg_runs_per_switch_median']:g} wg processes per switch (median)")
     idl = idle(10, args.idle)
     print(f"idle, 10 peers, {args.idle:.0f} s: RSS {idl['rss_mib']} MiB (peak {idl['peak_rss_mib']}), "
           f"CPU {idl['cpu_s_per_hour']} s/hour (incl. wg children), "
-          f"{idl['wakeups_per_min']} voluntary context switches/min")
+          f"{idl['wg_runs_per_hour']} wg processes/hour, "
+          f"{idl['wakeups_per_min']} voluntary context switches/min, "
+          f"{idl['switch_lines']} switches")
     Path("build").mkdir(exist_ok=True)
     Path("build/bench-daemon.json").write_text(json.dumps({"event": ev, "idle": idl}, indent=1))
     return 0

@@ -21,15 +21,33 @@ class FakeClock:
 
 
 class FakeWg:
-    """Peers answer when their endpoint is in `working`; `kicked` peers with a live path show rx."""
+    """Peers answer when their endpoint is in `working`; `kicked` peers with a live path show rx.
+
+    With `keepalive_clock` set, a test datagram is answered the way a peer without an inner
+    reply answers: WireGuard's passive keepalive (32 bytes) 10 s after it got the data, and
+    only if the path still works then (wireguard-go `timers.go`, kernel `timers.c`:
+    KEEPALIVE_TIMEOUT)."""
 
     def __init__(self, peers: dict[str, dict[str, PeerDump]], working: set[Endpoint]) -> None:
         self.ifaces = peers
         self.working = working
         self.resets: list[tuple[str, list[tuple[str, Endpoint]]]] = []
         self.fail_show: set[str] = set()
+        self.shows = 0  # `wg show` processes a real adapter would have run
+        self.keepalive_clock: FakeClock | None = None
+        self.keepalives: list[tuple[float, str, str]] = []  # due, iface, key
+
+    def _deliver_keepalives(self, now: float) -> None:
+        for due, iface, key in [k for k in self.keepalives if k[0] <= now]:
+            self.keepalives.remove((due, iface, key))
+            p = self.ifaces[iface].get(key)
+            if p is not None and p.endpoint in self.working:
+                self.ifaces[iface][key] = dataclasses.replace(p, rx_bytes=p.rx_bytes + 32)
 
     def show(self, iface: str) -> InterfaceDump:
+        self.shows += 1
+        if self.keepalive_clock is not None:
+            self._deliver_keepalives(self.keepalive_clock.now)
         if iface in self.fail_show or iface not in self.ifaces:
             raise WgError(f"`wg show {iface}` failed: No such device")
         peers = {}
@@ -49,7 +67,11 @@ class FakeWg:
     def kick(self, iface: str, address: str) -> bool:
         """A datagram into the tunnel: a live path answers with received bytes."""
         for key, p in self.ifaces.get(iface, {}).items():
-            if p.endpoint in self.working:
+            if p.endpoint not in self.working:
+                continue
+            if self.keepalive_clock is not None:
+                self.keepalives.append((self.keepalive_clock.now + 10.0, iface, key))
+            else:
                 self.ifaces[iface][key] = dataclasses.replace(p, rx_bytes=p.rx_bytes + 64)
         return True
 
@@ -76,6 +98,8 @@ def _show_all(self):
     for iface in self.ifaces:
         if iface not in self.fail_show:
             out[iface] = self.show(iface)
+            self.shows -= 1
+    self.shows += 1  # one `wg show all dump` process
     return out
 
 

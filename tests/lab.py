@@ -227,6 +227,7 @@ class Lab:
         self._dnsmasq: subprocess.Popen[bytes] | None = None
         self._dns_addr: str | None = None
         self._blocks: dict[str, str] = {}  # link name -> what
+        self._quiet: set[str] = set()  # peer interfaces that answer test datagrams by keepalive
         self._wg_ifs: list[str] = []
         self._ns_inodes: set[int] = set()
         self._namespaces: list[str] = []
@@ -640,12 +641,20 @@ class Lab:
     def block(self, link: Link, what: str = "all") -> None:
         """Drop packets arriving on the peer's end of ``link``.
 
-        what: "all" (every packet), "udp" (only UDP; ICMP still answers) or "wg" (only UDP
-        to the peer's WireGuard ports). DNS to the lab's dnsmasq is never blocked.
+        what: "all" (every packet), "udp" (only UDP; ICMP still answers), "wg" (only UDP
+        to the peer's WireGuard ports) or "both" (every packet, and every packet the peer
+        sends out through the link too: the path is dead both ways). DNS to the lab's
+        dnsmasq is never blocked.
         """
-        if what not in ("all", "udp", "wg"):
-            raise ValueError("what must be 'all', 'udp' or 'wg'")
+        if what not in ("all", "udp", "wg", "both"):
+            raise ValueError("what must be 'all', 'udp', 'wg' or 'both'")
         self._blocks[link.name] = what
+        self._apply_nft()
+
+    def answer_by_keepalive_only(self, pair: WgPair) -> None:
+        """The peer drops test datagrams (UDP port 9) arriving through the tunnel, so it
+        answers them only with WireGuard's passive keepalive, 10 s later."""
+        self._quiet.add(pair.peer_if)
         self._apply_nft()
 
     def unblock(self, link: Link) -> None:
@@ -673,13 +682,18 @@ class Lab:
                     f"{iif} {fam} daddr {self._dns_addr} "
                     "meta l4proto { tcp, udp } th dport 53 accept"
                 )
-            if what == "all":
+            if what in ("all", "both"):
                 rules_in.append(f"{iif} drop")
             elif what == "udp":
                 rules_in.append(f"{iif} meta l4proto udp drop")
             elif ports:
                 rules_in.append(f"{iif} udp dport {{ {', '.join(map(str, ports))} }} drop")
-        rules_out = [
+        rules_in += [f'iifname "{name}" udp dport 9 drop' for name in sorted(self._quiet)]
+        rules_out = [f'oifname "{link.peer_if}" meta l4proto {{ tcp, udp }} th sport 53 accept'
+                     for link in self.links if self._blocks.get(link.name) == "both"]
+        rules_out += [f'oifname "{link.peer_if}" drop'
+                      for link in self.links if self._blocks.get(link.name) == "both"]
+        rules_out += [
             f"udp sport {p.peer_port} @th,64,32 0x01000000 drop"
             for p in self.pairs
             if p.block_peer_initiation

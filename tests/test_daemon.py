@@ -4,12 +4,10 @@ import dataclasses
 import json
 import signal
 
-import pytest
-
 from tests.fakes import FakeClock, FakeProber, FakeWg, resolver
 from wg_endpointd import state as st
 from wg_endpointd.config import Config, HostSpec, PeerConfig, Settings
-from wg_endpointd.daemon import Daemon, poll_period
+from wg_endpointd.daemon import Daemon
 from wg_endpointd.engine import Engine
 from wg_endpointd.errors import ConfigError
 from wg_endpointd.model import Endpoint, PeerDump
@@ -205,8 +203,3 @@ def test_corrupt_state_file_is_rebuilt(tmp_path, caplog):
     assert d.run() == 0
     assert "rebuilding" in caplog.text
     assert json.loads((tmp_path / "run" / "state.json").read_text())["peers"]
-
-
-@pytest.mark.parametrize("check,dead,expected", [(10, 30, 5), (1, 30, 0.5), (10, 6, 1)])
-def test_poll_period(check, dead, expected):
-    assert poll_period(check, dead) == expected

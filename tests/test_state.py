@@ -23,16 +23,6 @@ def test_life_is_dated_to_the_previous_check():
     assert s.last_alive == 20.0
 
 
-def test_kick_at_most_once_per_interval_and_not_when_alive():
-    assert st.wants_kick(st.PeerState(last_alive=0.0), 5.0, 10.0)  # once, to learn (rule 6)
-    s = st.PeerState(last_alive=0.0, answer_delay=0.1)
-    assert not st.wants_kick(s, 5.0, 10.0)
-    assert st.wants_kick(s, 10.0, 10.0)
-    s = st.PeerState(last_alive=0.0, last_kick=10.0, answer_delay=0.1)
-    assert not st.wants_kick(s, 19.9, 10.0)
-    assert st.wants_kick(s, 20.0, 10.0)
-
-
 def test_dead_after_window():
     s = st.PeerState(last_alive=0.0)
     assert not st.is_dead(s, 29.9, 30.0) and st.is_dead(s, 30.0, 30.0)
@@ -68,35 +58,3 @@ def test_failback_hold_and_doubling():
     for _ in range(5):
         s = st.failback_failed(s, 300.0, 300.0)
     assert s.hold == 1200.0
-
-
-def test_a_test_datagram_is_answered_fast_or_by_keepalive():
-    """Rule 6: the answer's speed is learned and sizes the next wait."""
-    from wg_endpointd.model import Endpoint, PeerDump
-
-    def dump(rx):
-        return PeerDump("k", Endpoint("192.0.2.1", 1), (), 1, rx, 0, None)
-
-    s = st.observe(st.PeerState(), dump(100), 0.0)
-    s = st.kicked(s, 10.0)
-    assert st.answer_wait(s) == st.KEEPALIVE_WAIT  # nothing learned yet
-    assert st.next_look(s, 10.0) == 10.0 + st.FIRST_LOOK
-    s = st.observe(s, dump(164), 10.5)  # answered at the first look
-    assert s.kick_rx == -1 and s.answer_delay == 0.5
-    assert abs(st.answer_wait(s) - 1.8) < 1e-9
-    s = st.kicked(s, 20.0)
-    s = st.observe(s, dump(164), 20.5)
-    assert not st.unanswered(s, 21.0) and st.unanswered(s, 21.8)
-    assert st.next_look(s, 20.5) == 21.8 and st.next_look(s, 22.0) is None
-
-
-def test_keepalive_only_peer_gets_the_keepalive_wait():
-    from wg_endpointd.model import PeerDump
-
-    s = st.observe(st.PeerState(), PeerDump("k", None, (), 1, 100, 0, None), 0.0)
-    s = st.kicked(s, 10.0)
-    s = st.observe(s, PeerDump("k", None, (), 1, 132, 0, None), 19.8)  # passive keepalive
-    assert st.answer_wait(s) == st.KEEPALIVE_WAIT
-    s = st.kicked(s, 30.0)
-    s = st.observe(s, PeerDump("k", None, (), 1, 0, 0, None), 31.0)  # re-created: reset
-    assert s.kick_rx == -1 and not st.unanswered(s, 50.0)

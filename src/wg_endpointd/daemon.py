@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from . import candidates as cand
+from . import liveness as lv
 from . import policy, snapshot
 from . import state as st
 from .config import Config, PeerConfig
@@ -26,6 +27,7 @@ from .model import Endpoint
 from .outcome import Outcome, peer_id
 from .rundir import RunDir
 from .statefile import StateFile
+from .tester import Tester
 from .verify import RoutesLike
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,7 @@ class Daemon:
         self.states: dict[tuple[str, str], st.PeerState] = {}
         self.wake = self.reload = self.stop = False
         self.next_check = self.next_resolve = self.next_failback = 0.0
+        self.tester = Tester(lambda iface, target: self.engine.kick(iface, target), clock)
         self.state_file = StateFile(run_dir, wall)
         self.last_round: dict[str, object] | None = None
         self._untestable: set[tuple[str, str]] = set()  # logged once each
@@ -121,7 +124,10 @@ class Daemon:
         (log.info if why == "interface event" else log.debug)(
             "checking %d peer(s): %s", len(self.peers), why)
         self.groups.reapply()  # netifd may have put a group's allowed IPs elsewhere
-        outcomes = self.engine.round(self.peers, leave_idle=why == "scheduled check")
+        scheduled, now = why == "scheduled check", self.clock()
+        shown = [peer_id(p) for p in self.own_peers() if scheduled and lv.shown_alive(
+            self._state(p), now, self.cfg.settings.dead_after)]
+        outcomes = self.engine.round(self.peers, leave_idle=scheduled, known_alive=shown)
         for out in outcomes:
             self.apply(out)
         self.groups.after_round(outcomes)
@@ -141,6 +147,7 @@ class Daemon:
         set_level(cfg.settings.log_level)
         keep = {peer_id(p) for p in self.peers}
         self.states = {k: v for k, v in self.states.items() if k in keep}
+        self.tester.keep_only(keep)
         self.engine.remembered = {k: v for k, v in self.engine.remembered.items() if k in keep}
         self._reload_routes(keep)
         try:
@@ -164,10 +171,12 @@ class Daemon:
             routes.keep_only(keep)
 
     def check(self) -> None:
-        """Liveness: read counters, repair dead peers, send due datagrams."""
+        """Liveness: one `wg show` for every peer; repair dead peers; plan test datagrams
+        so that their verdicts fall on the next cycle's read (liveness.py)."""
         s, now = self.cfg.settings, self.clock()
         by_iface = self.engine.dumps(p.interface for p in self.peers)
         dead: list[PeerConfig] = []
+        targets: dict[tuple[str, str], tuple[str, str]] = {}
         for peer in self.own_peers():
             dump = by_iface.get(peer.interface)
             pd = None if isinstance(dump, WgError | None) else dump.peers.get(peer.public_key)
@@ -179,18 +188,19 @@ class Daemon:
                 self._untestable.add(peer_id(peer))
                 log.info("%s: no tunnel address to test its path (set probe_address); judged "
                          "by handshakes and by traffic that gets no answer", peer.label)
-            silent = target is not None and st.unanswered(state, now)
+            silent = target is not None and lv.unanswered(state, now)
             if (silent or st.is_dead(state, now, s.dead_after, target is not None)) \
                     and now >= state.next_repair:
                 dead.append(peer)
-                why = (f"no answer to a test datagram within {st.answer_wait(state):g} s"
+                why = (f"no answer to a test datagram within {lv.answer_wait(state):.1f} s"
                        if silent else f"no sign of life for {s.dead_after:g} s")
                 log.info("%s: %s", peer.label, why)
-                state = st.judged(state)
-            elif target is not None and st.wants_kick(state, now, s.check_interval):
-                if self.engine.kick(peer.interface, target):
-                    state = st.kicked(state, now)
+                state = lv.judged(state)
+                self.tester.cancel(peer_id(peer))
+            elif target is not None:
+                targets[peer_id(peer)] = (peer.interface, target)
             self.states[peer_id(peer)] = state
+        self.tester.plan(self.states, targets, now, s.check_interval)
         if dead:
             actives = self.groups.actives()
             plain = [p for p in dead if peer_id(p) not in actives]
@@ -252,15 +262,16 @@ class Daemon:
         now = self.clock()
         if now >= self.next_check:
             self.check()
-            looks = [t for st_ in self.states.values()
-                     if (t := st.next_look(st_, now)) is not None]
-            self.next_check = min([now + poll_period(s.check_interval, s.dead_after), *looks])
+        self.tester.send_due(self.states)
+        now = self.clock()
+        looks = [t for st_ in self.states.values() if (t := lv.next_look(st_, now)) is not None]
+        self.next_check = min([self.tester.next_read, *looks])
         if now >= self.next_failback:
             self.failback()
             self.next_failback = now + s.check_interval
         self.write_state()
-        return max(0.0, min(self.next_check, self.next_resolve, self.next_failback)
-                   - self.clock())
+        return max(0.0, min(self.next_check, self.next_resolve, self.next_failback,
+                            self.tester.next_due()) - self.clock())
 
     def run(self) -> int:
         """The loop; the caller has taken the run directory's lock (service.py)."""
@@ -309,11 +320,6 @@ class Daemon:
 
     def write_state(self) -> None:
         self.state_file.write(self.snapshot())
-
-
-def poll_period(check_interval: float, dead_after: float) -> float:
-    """How often counters are read: fine enough to date life within the dead window."""
-    return max(0.5, min(check_interval, dead_after / 3) / 2)
 
 
 def set_level(level: str) -> None:

@@ -227,16 +227,21 @@ class Engine:
         return found, probes, self._liveness(live, before, kicked, windows), kicked
 
     def round(self, peers: Sequence[PeerConfig], dry_run: bool = False,
-              leave_idle: bool = False) -> list[Outcome]:
+              leave_idle: bool = False, known_alive: Iterable[PeerId] = ()) -> list[Outcome]:
         """Check and, where needed, fix every peer; one Outcome per peer.
 
         `leave_idle`: a scheduled check, with no event and no sign of death: peers whose
         path cannot be tested are then left alone rather than reset to find out.
+        `known_alive`: peers the daemon's own checks show alive; not asked again (a peer
+        that answers only by keepalive cannot answer within a round's wait).
         """
         before, outcomes = self._snapshot(peers)
         live = [p for p in peers if peer_id(p) in before]
         recreated = self._recreated(before)
-        found, probes, alive, kicked = self._assess(live, before, recreated)
+        shown = {i for i in known_alive if i in before and i not in recreated}
+        found, probes, alive, kicked = self._assess(live, before, {*recreated, *shown})
+        alive.update(dict.fromkeys(shown, True))
+        kicked |= shown
         jobs: list[Job] = []
         for peer in live:
             ident = peer_id(peer)

@@ -4,8 +4,8 @@ Rules:
 1. `last_alive` is a lower bound: when WireGuard shows new bytes or a newer
    handshake at a check, life is dated to the previous check, so a dead path
    is declared at most `dead_after` after its last real sign of life.
-2. A peer with life within `check_interval` gets no liveness datagram; at most
-   one datagram per interval otherwise.
+2. A peer with traffic of its own within `check_interval` gets no test datagram;
+   at most one datagram per interval otherwise (liveness.py times them).
 3. A peer is dead after `dead_after` without life; repairs of a dead peer are
    spaced by exponential backoff with jitter, reset by any interface event.
 4. A peer on a less preferred endpoint fails back only after a better
@@ -15,8 +15,8 @@ Rules:
 6. A test datagram into the tunnel draws an answer from a live peer: at once when it
    provokes an inner reply (an echo or an ICMP error from the peer's tunnel address),
    else through WireGuard's passive keepalive within 10 s. How fast the peer answered
-   last time sizes the wait; a test left unanswered that long means dead now, without
-   waiting for `dead_after`.
+   sizes the wait; a test left unanswered that long means dead now, without waiting
+   for `dead_after` (liveness.py).
 5. A fault (wg failing, nothing verifying) is spaced by the same backoff and
    remembered, so it is logged when it starts, when it changes and when it
    ends, not on every attempt.
@@ -32,9 +32,7 @@ from dataclasses import dataclass
 from .model import Endpoint, PeerDump, ProbeResult
 
 HEALTHY, DOWN, FALLBACK, UNKNOWN = "healthy", "down", "fallback", "unknown"
-KEEPALIVE_WAIT = 11.0  # passive keepalive: WireGuard answers data within 10 s (+1 s slack)
-PROMPT = 2.0  # an answer faster than this was an inner reply, not the keepalive
-FIRST_LOOK = 0.5  # when to look first after a test datagram of a peer not yet learned
+ANSWER_BYTES = 256  # rx growth up to this while a test datagram is out is its answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +65,8 @@ class PeerState:
     last_sent: float | None = None  # when tx last grew (something was sent to the peer)
     fault: str | None = None  # the fault being retried, for logging rule 5
     kick_rx: int = -1  # rx when the unanswered test datagram went out; -1: none pending
-    answer_delay: float | None = None  # how long the last answer took (rule 6)
+    answer_delay: float | None = None  # how fast the peer answers a test (rule 6)
+    last_traffic: float | None = None  # rx that was more than an answer to a test (rule 2)
 
 
 def observe(state: PeerState, dump: PeerDump, now: float,
@@ -87,60 +86,20 @@ def observe(state: PeerState, dump: PeerDump, now: float,
     if state.tx_bytes >= 0 and dump.tx_bytes > state.tx_bytes:
         sent = now
     kick_rx, delay = state.kick_rx, state.answer_delay
+    grew = dump.rx_bytes - state.rx_bytes if state.rx_bytes >= 0 else 0
+    traffic = state.last_traffic
+    if grew > (ANSWER_BYTES if kick_rx >= 0 else 0):
+        traffic = state.last_check if state.last_check is not None else now
     if kick_rx >= 0 and (dump.rx_bytes > kick_rx or dump.rx_bytes < state.rx_bytes):
         if dump.rx_bytes > kick_rx and state.last_kick is not None:
-            delay = now - state.last_kick  # an upper bound: when we looked
+            took = now - state.last_kick  # an upper bound: when we looked
+            delay = took if delay is None else min(delay, took)
         kick_rx = -1  # answered (or the peer was re-created: counters restarted)
     return dataclasses.replace(state, endpoint=dump.endpoint, rx_bytes=dump.rx_bytes,
                                handshake=dump.latest_handshake, last_check=now,
                                last_alive=alive, since=since, tx_bytes=dump.tx_bytes,
-                               last_sent=sent, kick_rx=kick_rx, answer_delay=delay)
-
-
-def kicked(state: PeerState, now: float) -> PeerState:
-    """A test datagram went into the tunnel (rules 2 and 6)."""
-    return dataclasses.replace(state, last_kick=now, kick_rx=state.rx_bytes)
-
-
-def judged(state: PeerState) -> PeerState:
-    """The pending test datagram led to a repair: it is not judged again."""
-    return dataclasses.replace(state, kick_rx=-1)
-
-
-def answer_wait(state: PeerState) -> float:
-    """How long a live peer takes to answer a test datagram (rule 6)."""
-    d = state.answer_delay
-    if d is None or d >= PROMPT:
-        return KEEPALIVE_WAIT
-    return max(FIRST_LOOK, 3 * d + 0.3)
-
-
-def unanswered(state: PeerState, now: float) -> bool:
-    """Rule 6: the pending test datagram got no answer in the time a live peer takes."""
-    return (state.kick_rx >= 0 and state.last_kick is not None
-            and now - state.last_kick >= answer_wait(state))
-
-
-def next_look(state: PeerState, now: float) -> float | None:
-    """When to read the counters again for a pending test datagram: a first look soon
-    (to learn that the peer answers at once), then at the verdict."""
-    if state.kick_rx < 0 or state.last_kick is None:
-        return None
-    verdict = state.last_kick + answer_wait(state)
-    first = state.last_kick + FIRST_LOOK
-    if now < first < verdict:
-        return first
-    return verdict if now < verdict else None
-
-
-def wants_kick(state: PeerState, now: float, interval: float) -> bool:
-    """Rule 2; plus one test datagram at once for a peer not tested yet, to learn how
-    it answers (rule 6) before the answer matters."""
-    if state.last_kick is None and state.answer_delay is None:
-        return True
-    quiet = state.last_alive is None or now - state.last_alive >= interval
-    recent = state.last_kick is not None and now - state.last_kick < interval
-    return quiet and not recent
+                               last_sent=sent, kick_rx=kick_rx, answer_delay=delay,
+                               last_traffic=traffic)
 
 
 def is_dead(state: PeerState, now: float, dead_after: float, testable: bool = True) -> bool:

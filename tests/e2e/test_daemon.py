@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import signal
 import time
 from contextlib import contextmanager
@@ -107,16 +108,24 @@ def test_ignored_events_do_not_wake(lab, tmp_path):
         wait_for(lambda: endpoint(lab, pair) == links["v4a"].endpoint(), 3, "switch")
 
 
-def test_silent_failure_detected_within_default_window(lab, tmp_path):
+@pytest.mark.parametrize("answers", ["at once", "by keepalive only"])
+def test_silent_failure_detected_within_default_window(lab, tmp_path, answers):
+    """No event at all. The peer answers test datagrams from its tunnel address, or (its
+    firewall drops them) only by WireGuard's passive keepalive 10 s later."""
     links, pair, confdir, run_dir = setup(lab, tmp_path)  # default check_interval / dead_after
+    if answers == "by keepalive only":
+        lab.answer_by_keepalive_only(pair)
     with running(lab, confdir, run_dir):
         wait_for(lambda: state(run_dir)["peers"][0]["phase"] == "healthy", 10, "healthy")
-        time.sleep(2)
-        lab.block(links["v6a"], "all")  # no event at all
+        time.sleep(random.uniform(2, 13))  # anywhere in the 11 s cycle
+        lab.block(links["v6a"], "all")
         took = wait_for(lambda: endpoint(lab, pair) == links["v4a"].endpoint()
                         and int(lab.wg_dump(pair)[4]) > 0, 35, "silent failover", step=0.1)
         assert lab.ping_through_tunnel(pair)
-        print(f"silent failure to verified endpoint: {took:.1f} s")
+        print(f"silent failure, peer answering {answers}, to verified endpoint: {took:.1f} s")
+        line = next(x for x in (run_dir.parent / "daemon.log").read_text().splitlines()
+                    if "no answer to a test datagram" in x)
+        assert ("within 11.0 s" in line) == (answers == "by keepalive only"), line
 
 
 def test_failback_after_hold_and_not_before(lab, tmp_path):

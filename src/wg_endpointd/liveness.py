@@ -1,0 +1,118 @@
+"""When to send a test datagram into a tunnel, when to read WireGuard's counters, and
+when an unanswered datagram means the path is dead (state.py rules 2 and 6). Pure.
+
+Every `wg show` costs a fork and an exec (about 10 ms of CPU on a MIPS router), so reads
+are batched into one cycle for all peers, and test datagrams are timed so that their
+verdicts fall on that cycle's next read:
+
+- a peer that answers at once (an inner reply) gets its datagram `answer_wait` before
+  the next read;
+- a peer that answers only by WireGuard's passive keepalive (10 s after it received
+  data) gets its datagram at a read, and the next read waits for its verdict when that is
+  at most `MERGE` seconds later than `check_interval` would put it. Sending the next
+  datagram at that same read means a path that dies at any moment has a datagram out
+  whose answer it loses: found within one keepalive wait, about 6 s on average;
+- a peer not learned yet gets one datagram at once and looks `FIRST_LOOKS` later; the
+  first look that shows the answer bounds its delay.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+
+from .state import DOWN, PeerState
+
+KEEPALIVE_WAIT = 11.0  # passive keepalive: WireGuard answers data within 10 s (+1 s slack)
+PROMPT = 2.0  # an answer faster than this was an inner reply, not the keepalive
+FIRST_LOOKS = (0.1, 0.5)  # looks after a test datagram of a peer not learned yet
+SLACK = 0.05  # a read this much early still judges (timer and loop jitter)
+MERGE = 2.0  # postpone a read this much at most to give a pending verdict its read
+
+
+def kicked(state: PeerState, now: float) -> PeerState:
+    """A test datagram went into the tunnel (rules 2 and 6)."""
+    return dataclasses.replace(state, last_kick=now, kick_rx=state.rx_bytes)
+
+
+def judged(state: PeerState) -> PeerState:
+    """The pending test datagram led to a repair: it is not judged again, and the way the
+    peer answers is learned afresh afterwards (it may have changed)."""
+    return dataclasses.replace(state, kick_rx=-1, answer_delay=None)
+
+
+def prompt(state: PeerState) -> bool:
+    """The peer answered a test datagram with an inner reply last time."""
+    return state.answer_delay is not None and state.answer_delay < PROMPT
+
+
+def answer_wait(state: PeerState) -> float:
+    """How long a live peer takes to answer a test datagram (rule 6)."""
+    d = state.answer_delay
+    if d is None or d >= PROMPT:
+        return KEEPALIVE_WAIT
+    return max(FIRST_LOOKS[-1], 3 * d + 0.3)
+
+
+def pending(state: PeerState) -> bool:
+    return state.kick_rx >= 0 and state.last_kick is not None
+
+
+def verdict_at(state: PeerState) -> float | None:
+    """When the pending test datagram is judged (a read at or after this time)."""
+    if not pending(state) or state.last_kick is None:
+        return None
+    return state.last_kick + answer_wait(state) - SLACK
+
+
+def unanswered(state: PeerState, now: float) -> bool:
+    """Rule 6: the pending test datagram got no answer in the time a live peer takes."""
+    at = verdict_at(state)
+    return at is not None and now >= at
+
+
+def next_look(state: PeerState, now: float) -> float | None:
+    """When to read the counters again for a pending test datagram: early looks for a
+    peer not learned yet, then at the verdict."""
+    at = verdict_at(state)
+    if at is None or state.last_kick is None:
+        return None
+    if state.answer_delay is None:
+        looks = [t for d in FIRST_LOOKS if now < (t := state.last_kick + d) < at]
+        if looks:
+            return looks[0]
+    return at if now < at else None
+
+
+def quiet(state: PeerState, now: float, interval: float) -> bool:
+    """Rule 2: no traffic of its own within the interval (answers to our datagrams do
+    not count, or a keepalive-only peer would be tested every other cycle)."""
+    return state.last_traffic is None or now - state.last_traffic >= interval
+
+
+def plan_kick(state: PeerState, now: float, next_read: float, interval: float) -> float | None:
+    """When to send this peer's next test datagram, or None for no datagram this cycle:
+    one is pending, or the peer shows traffic of its own. A peer not tested yet gets one
+    at once to learn how it answers."""
+    if pending(state):
+        return None
+    learning = state.last_kick is None and state.answer_delay is None
+    if not learning and not quiet(state, now, interval):
+        return None
+    at = max(now, next_read - answer_wait(state)) if prompt(state) else now
+    if state.last_kick is not None and not learning:
+        at = max(at, state.last_kick + interval)
+    return at
+
+
+def next_cycle(now: float, interval: float, verdicts: Iterable[float]) -> float:
+    """The next cycle's read: `interval` from now, postponed by up to MERGE seconds when
+    that lets a pending verdict be read by the same `wg show`."""
+    base = now + interval
+    return max([base, *(v for v in verdicts if base < v <= base + MERGE)])
+
+
+def shown_alive(state: PeerState, now: float, dead_after: float) -> bool:
+    """The daemon's own checks show the peer alive: a scheduled round need not ask it."""
+    return (state.last_alive is not None and now - state.last_alive < dead_after
+            and not unanswered(state, now) and state.phase != DOWN)

@@ -1,0 +1,138 @@
+"""Test datagrams and reads (liveness.py): pure rules, then the daemon's loop with an
+injected clock, for a peer that answers at once and one that answers only by keepalive."""
+
+import logging
+import statistics
+
+import pytest
+
+from tests.fakes import FakeClock
+from tests.test_daemon import K1, V4, V6, make, run_for
+from wg_endpointd import liveness as lv
+from wg_endpointd import state as st
+from wg_endpointd.model import Endpoint, PeerDump
+
+EP = Endpoint("192.0.2.1", 51820)
+
+
+def dump(rx: int) -> PeerDump:
+    return PeerDump("k", EP, (), 1, rx, 0, None)
+
+
+def test_a_test_datagram_is_answered_fast_or_by_keepalive():
+    s = st.observe(st.PeerState(), dump(100), 0.0)
+    s = lv.kicked(s, 10.0)
+    assert lv.answer_wait(s) == lv.KEEPALIVE_WAIT  # nothing learned yet
+    assert lv.next_look(s, 10.0) == 10.1
+    assert lv.next_look(st.observe(s, dump(100), 10.1), 10.1) == 10.5
+    s = st.observe(s, dump(164), 10.5)  # answered by the second look
+    assert s.kick_rx == -1 and s.answer_delay == 0.5 and lv.prompt(s)
+    assert abs(lv.answer_wait(s) - 1.8) < 1e-9
+    s = lv.kicked(s, 20.0)
+    assert lv.next_look(s, 20.0) == pytest.approx(21.8 - lv.SLACK)  # learned: no first look
+    s = st.observe(s, dump(164), 20.5)
+    assert not lv.unanswered(s, 21.0) and lv.unanswered(s, 21.8)
+    assert lv.next_look(s, 22.0) is None
+
+
+def test_a_later_look_does_not_make_a_prompt_peer_look_slow():
+    s = st.observe(st.PeerState(answer_delay=0.5), dump(100), 0.0)
+    s = st.observe(lv.kicked(s, 10.0), dump(164), 11.8)  # seen only at the verdict read
+    assert s.answer_delay == 0.5
+
+
+def test_keepalive_answer_is_not_traffic_but_real_traffic_is():
+    s = st.observe(st.PeerState(), dump(100), 0.0)
+    s = st.observe(lv.kicked(s, 0.0), dump(132), 11.0)  # the passive keepalive
+    assert s.answer_delay == 11.0 and not lv.prompt(s)
+    assert s.last_traffic is None and lv.quiet(s, 11.0, 10.0)
+    s = st.observe(s, dump(2132), 22.0)  # no datagram out: any bytes are the peer's own
+    assert s.last_traffic == 11.0 and not lv.quiet(s, 20.0, 10.0)
+    s = st.observe(lv.kicked(s, 22.0), dump(5000), 33.0)  # far more than an answer
+    assert s.last_traffic == 22.0
+
+
+def test_judged_peer_is_learned_afresh():
+    s = lv.judged(lv.kicked(st.PeerState(rx_bytes=5, answer_delay=0.2), 1.0))
+    assert s.kick_rx == -1 and s.answer_delay is None
+
+
+def test_plan_times_datagrams_onto_the_next_read():
+    prompt = st.PeerState(rx_bytes=1, answer_delay=0.5, last_kick=0.0)
+    keepalive = st.PeerState(rx_bytes=1, answer_delay=11.0, last_kick=0.0)
+    fresh = st.PeerState(rx_bytes=1)
+    assert lv.plan_kick(fresh, 11.0, 22.0, 10.0) == 11.0  # at once, to learn
+    assert lv.plan_kick(keepalive, 11.0, 22.0, 10.0) == 11.0  # its verdict is the next read
+    assert lv.plan_kick(prompt, 11.0, 22.0, 10.0) == pytest.approx(22.0 - 1.8)
+    assert lv.plan_kick(keepalive, 5.0, 16.0, 10.0) == 10.0  # one per interval at most
+    assert lv.plan_kick(lv.kicked(prompt, 11.0), 11.0, 22.0, 10.0) is None  # one pending
+    busy = st.PeerState(rx_bytes=1, answer_delay=0.5, last_traffic=9.0)
+    assert lv.plan_kick(busy, 11.0, 22.0, 10.0) is None  # its own traffic shows life
+
+
+def test_next_read_waits_a_little_for_a_keepalive_verdict():
+    assert lv.next_cycle(0.0, 10.0, [11.0 - lv.SLACK, 3.0]) == 11.0 - lv.SLACK
+    assert lv.next_cycle(0.0, 10.0, [15.0]) == 10.0  # too far: its own read
+    assert lv.next_cycle(0.0, 1.0, [11.0]) == 1.0
+
+
+def keepalive_only(tmp_path):
+    d, wg, clock, _ = make(tmp_path)  # defaults: check_interval 10, dead_after 30
+    wg.keepalive_clock = clock
+    return d, wg, clock
+
+
+def until_moved(d, wg, clock: FakeClock, limit: float = 60.0) -> float:
+    start = clock.now
+    for _ in range(20_000):
+        delay = d.step()
+        if wg.ifaces["wg0"][K1].endpoint == V4 and wg.ifaces["wg0"][K1].latest_handshake:
+            return clock.now - start
+        assert clock.now - start < limit, "not moved"
+        clock.sleep(max(delay, 0.01))
+    raise AssertionError("loop did not advance")
+
+
+@pytest.mark.parametrize("make_peer", ["prompt", "keepalive"])
+def test_silent_death_at_any_moment_is_found_within_one_cycle(tmp_path, make_peer, caplog):
+    """A datagram is always out whose answer a dying path loses: found within one wait of
+    the peer's kind, plus the repair, wherever in the cycle the path dies."""
+    caplog.set_level(logging.INFO, logger="wg_endpointd")
+    took = []
+    for i, offset in enumerate(x * 1.1 for x in range(10)):
+        d, wg, clock, _ = make(tmp_path / str(i))
+        if make_peer == "keepalive":
+            wg.keepalive_clock = clock
+        run_for(d, clock, 60)
+        died = clock.now + offset
+        for _ in range(1000):  # to the moment of death, wherever it falls between wakes
+            if clock.now >= died:
+                break
+            clock.sleep(min(max(d.step(), 0.01), died - clock.now))
+        wg.working.discard(V6)
+        took.append(until_moved(d, wg, clock))
+        assert "no answer to a test datagram" in caplog.text
+    print(make_peer, sorted(round(t, 2) for t in took))
+    wait = 11 if make_peer == "keepalive" else 10 + 1.8  # keepalive wait; interval + wait
+    assert max(took) <= wait + 1.5, took  # + the repair's verification
+    assert statistics.median(took) <= wait / 2 + 2.5, took
+
+
+@pytest.mark.parametrize("make_peer", ["prompt", "keepalive"])
+def test_an_idle_hour_costs_one_read_per_cycle_and_one_datagram_per_interval(
+        tmp_path, make_peer):
+    d, wg, clock, _ = make(tmp_path)
+    if make_peer == "keepalive":
+        wg.keepalive_clock = clock
+    kicks = []
+    orig = wg.kick
+    d.engine.kick = lambda i, a: kicks.append(clock.now) or orig(i, a)
+    run_for(d, clock, 60)
+    shows, sent, resets = wg.shows, len(kicks), len(wg.resets)
+    run_for(d, clock, 3600, limit=50_000)  # scheduled rounds too: they trust the checks
+    assert len(wg.resets) == resets and d._state(d.peers[0]).phase == st.HEALTHY
+    cycle = 10.95 if make_peer == "keepalive" else 10  # the keepalive verdict sets it
+    rounds = 3600 / 300 * 2  # a scheduled round (resolve_interval) reads twice
+    assert wg.shows - shows <= 3600 / cycle + rounds + 2  # one read per cycle, no more
+    gaps = [b - a for a, b in zip(kicks[sent:], kicks[sent + 1:], strict=False)]
+    assert min(gaps) >= 10 - 1e-6 and len(kicks) - sent <= 3600 / 10 + 1
