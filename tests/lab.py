@@ -640,11 +640,12 @@ class Lab:
     def block(self, link: Link, what: str = "all") -> None:
         """Drop packets arriving on the peer's end of ``link``.
 
-        what: "all" (every packet), "udp" (only UDP; ICMP still answers) or "wg" (only UDP
-        to the peer's WireGuard ports). DNS to the lab's dnsmasq is never blocked.
+        what: "all" (every packet), "udp" (only UDP; ICMP still answers), "wg" (only UDP
+        to the peer's WireGuard ports) or "icmp" (only ICMP echo requests: the peer answers
+        no ping, WireGuard still works). DNS to the lab's dnsmasq is never blocked.
         """
-        if what not in ("all", "udp", "wg"):
-            raise ValueError("what must be 'all', 'udp' or 'wg'")
+        if what not in ("all", "udp", "wg", "icmp"):
+            raise ValueError("what must be 'all', 'udp', 'wg' or 'icmp'")
         self._blocks[link.name] = what
         self._apply_nft()
 
@@ -677,6 +678,9 @@ class Lab:
                 rules_in.append(f"{iif} drop")
             elif what == "udp":
                 rules_in.append(f"{iif} meta l4proto udp drop")
+            elif what == "icmp":
+                rules_in.append(f"{iif} icmp type echo-request drop")
+                rules_in.append(f"{iif} icmpv6 type echo-request drop")
             elif ports:
                 rules_in.append(f"{iif} udp dport {{ {', '.join(map(str, ports))} }} drop")
         rules_out = [
