@@ -261,3 +261,13 @@ def test_peer_that_lost_its_session_and_answers_no_ping_is_retried_last():
     eng, _ = engine(wg, FakeProber({}), wall=lambda: NOW)
     [out] = eng.round([peer(verify_timeout=0.5)])
     assert tried(wg)[-1] == V6 and out.status == "healthy" and out.endpoint == V6
+
+
+def test_a_peer_that_cannot_be_tested_still_gets_the_full_icmp_wait():
+    untestable = dataclasses.replace(dump(handshake=0), allowed_ips=("0.0.0.0/0",))
+    wg = FakeWg({"wg0": {K1: untestable}}, working={V4})
+    prober = FakeProber({})
+    eng, _ = engine(wg, prober, subnets=lambda iface: [])
+    full = peer(allowed_ips=("0.0.0.0/0",), probe_address=None)
+    [out] = eng.round([full])
+    assert prober.timeouts == [1.0] and out.endpoint == V4

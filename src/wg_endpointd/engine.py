@@ -207,7 +207,8 @@ class Engine:
         wall, learned = self.wall(), self.verifier.learned
         session = {i: waits.has_session(d.handshake_age(wall)) for i, d in before.items()}
         quiet = [waits.liveness_window((), learned.get(peer_id(p)), session[peer_id(p)],
-                                       p.probe_timeout) for p in live if peer_id(p) in kicked]
+                                       p.probe_timeout) if peer_id(p) in kicked
+                 else p.probe_timeout for p in live]  # untested: ranking is all ICMP gives
         timeout = waits.probe_budget(quiet, self.clock() - start,
                                      max((p.probe_timeout for p in live), default=1.0))
         probes = self.probe_hint([[e.address for e in found[peer_id(p)]] for p in live], timeout)
