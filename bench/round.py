@@ -63,6 +63,7 @@ DEAD = ("v6a", "v6b", "v4b")
 REPS_OURS = 7
 REPS_BASELINE = 3
 REPS_MANY = 3
+REPS_DISTINCT = 5
 MANY = 100
 MANY_BASE_PORT = 52000
 TARGET_MANY_S = 3.0
@@ -595,7 +596,7 @@ def bench_many_distinct() -> dict[str, Any]:
                 return f"[{addr}]:{many.port(i)}" if ":" in addr else f"{addr}:{many.port(i)}"
 
             result["runs"] = _many_runs(lab, many, confdir, [ep(i, "v6a") for i in range(MANY)],
-                                        lambda i: [ep(i, "v4a"), ep(i, "v4b")], REPS_MANY)
+                                        lambda i: [ep(i, "v4a"), ep(i, "v4b")], REPS_DISTINCT)
         finally:
             result["cleanup_problems"] = many.close()
             result["many_leftovers"] = many.leftovers()
