@@ -21,6 +21,7 @@ demo: setup
 
 bench: setup
 	$(PY) -m bench.round
+	$(PY) -m bench.scenarios
 	$(PY) -m bench.daemon
 	$(PY) -m bench.groups
 	$(PY) bench/hotplug_bench.py

@@ -80,9 +80,11 @@ class FakeProber:
     def __init__(self, rtts: dict[str, float]) -> None:
         self.rtts = rtts
         self.calls: list[list[list[str]]] = []
+        self.timeouts: list[float] = []
 
     def probe(self, groups, timeout):
         self.calls.append([list(g) for g in groups])
+        self.timeouts.append(timeout)
         return {a: ProbeResult(a, self.rtts.get(a)) for g in groups for a in g}
 
 

@@ -642,12 +642,13 @@ class Lab:
         """Drop packets arriving on the peer's end of ``link``.
 
         what: "all" (every packet), "udp" (only UDP; ICMP still answers), "wg" (only UDP
-        to the peer's WireGuard ports) or "both" (every packet, and every packet the peer
+        to the peer's WireGuard ports), "icmp" (only ICMP echo requests: the peer answers
+        no ping, WireGuard still works) or "both" (every packet, and every packet the peer
         sends out through the link too: the path is dead both ways). DNS to the lab's
         dnsmasq is never blocked.
         """
-        if what not in ("all", "udp", "wg", "both"):
-            raise ValueError("what must be 'all', 'udp', 'wg' or 'both'")
+        if what not in ("all", "udp", "wg", "icmp", "both"):
+            raise ValueError("what must be 'all', 'udp', 'wg', 'icmp' or 'both'")
         self._blocks[link.name] = what
         self._apply_nft()
 
@@ -686,6 +687,9 @@ class Lab:
                 rules_in.append(f"{iif} drop")
             elif what == "udp":
                 rules_in.append(f"{iif} meta l4proto udp drop")
+            elif what == "icmp":
+                rules_in.append(f"{iif} icmp type echo-request drop")
+                rules_in.append(f"{iif} icmpv6 type echo-request drop")
             elif ports:
                 rules_in.append(f"{iif} udp dport {{ {', '.join(map(str, ports))} }} drop")
         rules_in += [f'iifname "{name}" udp dport 9 drop' for name in sorted(self._quiet)]

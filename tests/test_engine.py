@@ -1,6 +1,7 @@
 import dataclasses
 
 from tests.fakes import FakeClock, FakeProber, FakeWg, resolver
+from wg_endpointd import waits
 from wg_endpointd.config import HostSpec, PeerConfig
 from wg_endpointd.engine import Engine
 from wg_endpointd.errors import ProbeSetupError
@@ -26,10 +27,10 @@ def dump(key=K1, endpoint=V6, handshake=1_699_999_000, rx=500):
     return PeerDump(key, endpoint, ("198.51.100.129/32",), handshake, rx, 900, None, None)
 
 
-def engine(wg, prober, table=DNS, clock=None, route_ok=lambda a: True):
+def engine(wg, prober, table=DNS, clock=None, route_ok=lambda a: True, **kw):
     clock = clock or FakeClock()
     return Engine(wg, prober, resolve=resolver(table), route_ok=route_ok, kick=wg.kick,
-                  clock=clock, sleep=clock.sleep, poll=0.02), clock
+                  clock=clock, sleep=clock.sleep, poll=0.02, **kw), clock
 
 
 def test_dead_ipv6_moves_to_ipv4_that_answers_ping():
@@ -186,3 +187,87 @@ def test_stop_before_switching_changes_nothing():
     eng.stopping = lambda: True
     [out] = eng.round([peer(verify_timeout=5.0)])
     assert out.status == "interrupted" and wg.resets == []
+
+
+# -- waits sized from what is known (wg_endpointd.waits) ------------------------------
+
+NOW = 1_700_000_000
+
+
+def tried(wg):
+    return [ep for _, batch in wg.resets for _, ep in batch]
+
+
+def test_no_ping_and_no_session_does_not_wait_for_the_probe_timeout():
+    wg = FakeWg({"wg0": {K1: dump(handshake=0)}}, working={V4})
+    prober = FakeProber({})  # nothing answers ping
+    eng, clock = engine(wg, prober)
+    [out] = eng.round([peer()])
+    assert out.status == "switched" and out.endpoint == V4
+    assert prober.timeouts == [waits.QUIET_WAIT]  # not the 1 s probe timeout
+    assert tried(wg)[0] == V4  # the dead, silent current endpoint is not tried first
+    assert clock.now - 1000 < 0.7
+
+
+def test_no_ping_but_a_live_session_gets_the_full_liveness_wait():
+    wg = FakeWg({"wg0": {K1: dump(handshake=NOW - 30)}}, working={V4})
+    prober = FakeProber({})
+    eng, clock = engine(wg, prober, wall=lambda: NOW)
+    [out] = eng.round([peer()])
+    assert out.status == "switched" and out.endpoint == V4
+    assert prober.timeouts == [1.0]
+    assert clock.now - 1000 >= 1.0  # a session is not reset on a guess
+
+
+def test_last_handshake_time_sizes_liveness_without_ping():
+    wg = FakeWg({"wg0": {K1: dump(handshake=NOW - 30)}}, working={V4})
+    prober = FakeProber({})
+    eng, clock = engine(wg, prober, wall=lambda: NOW)
+    eng.verifier.learned[("wg0", K1)] = 0.05  # the last switch verified in 50 ms
+    [out] = eng.round([peer()])
+    assert out.endpoint == V4
+    assert prober.timeouts == [max(0.2, waits.PROBE_FLOOR)]  # 2 x 50 ms + 0.1, floored
+    assert clock.now - 1000 < 0.5
+
+
+def test_a_failed_candidate_gives_way_at_its_deadline():
+    wg = FakeWg({"wg0": {K1: dump(endpoint=V6B)}}, working={V4})
+    at = []
+    reset = wg.reset
+    wg.reset = lambda iface, resets: (at.append(clock.now), reset(iface, resets))
+    eng, clock = engine(wg, FakeProber({V6.address: 1.0, V4.address: 2.0}))
+    [out] = eng.round([peer()])
+    assert out.endpoint == V4 and tried(wg)[:2] == [V6, V4]
+    assert abs(at[1] - at[0] - waits.MIN_WAIT) < 0.01  # not the next 0.1 s poll
+
+
+class SessionLost(FakeWg):
+    """The peer restarted: a datagram on the old session gets no answer."""
+
+    def kick(self, iface, address):
+        return True
+
+
+def test_peer_that_lost_its_session_gets_its_address_back_first():
+    wg = SessionLost({"wg0": {K1: dump(handshake=NOW - 30)}}, working={V6, V4})
+    eng, _ = engine(wg, FakeProber({V6.address: 1.0, V4.address: 1.0}), wall=lambda: NOW)
+    [out] = eng.round([peer()])
+    assert tried(wg) == [V6]  # answers ping: keeps its rank; a fresh handshake works
+    assert out.status == "healthy" and out.endpoint == V6
+
+
+def test_peer_that_lost_its_session_and_answers_no_ping_is_retried_last():
+    wg = SessionLost({"wg0": {K1: dump(handshake=NOW - 30)}}, working={V6})
+    eng, _ = engine(wg, FakeProber({}), wall=lambda: NOW)
+    [out] = eng.round([peer(verify_timeout=0.5)])
+    assert tried(wg)[-1] == V6 and out.status == "healthy" and out.endpoint == V6
+
+
+def test_a_peer_that_cannot_be_tested_still_gets_the_full_icmp_wait():
+    untestable = dataclasses.replace(dump(handshake=0), allowed_ips=("0.0.0.0/0",))
+    wg = FakeWg({"wg0": {K1: untestable}}, working={V4})
+    prober = FakeProber({})
+    eng, _ = engine(wg, prober, subnets=lambda iface: [])
+    full = peer(allowed_ips=("0.0.0.0/0",), probe_address=None)
+    [out] = eng.round([full])
+    assert prober.timeouts == [1.0] and out.endpoint == V4

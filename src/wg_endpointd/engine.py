@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol
 
 from . import candidates as cand
-from . import net, policy
+from . import net, policy, waits
 from .config import PeerConfig, default_probe_address
 from .errors import ProbeSetupError, WgError, WgMissing
 from .model import Endpoint, InterfaceDump, PeerDump, ProbeResult
@@ -28,7 +28,7 @@ class ProberLike(Protocol):
 
 Resolver = Callable[[Iterable[str]], Mapping[str, "list[str] | net.ResolveError"]]
 
-__all__ = ["Engine", "Outcome", "PeerId", "peer_id", "liveness_window"]
+__all__ = ["Engine", "Outcome", "PeerId", "peer_id"]
 
 
 class Engine:
@@ -204,7 +204,13 @@ class Engine:
         found = self.candidates(live)
         if self.stopping():
             return found, {}, {}, kicked
-        timeout = max((p.probe_timeout for p in live), default=1.0)
+        wall, learned = self.wall(), self.verifier.learned
+        session = {i: waits.has_session(d.handshake_age(wall)) for i, d in before.items()}
+        quiet = [waits.liveness_window((), learned.get(peer_id(p)), session[peer_id(p)],
+                                       p.probe_timeout) if peer_id(p) in kicked
+                 else p.probe_timeout for p in live]  # untested: ranking is all ICMP gives
+        timeout = waits.probe_budget(quiet, self.clock() - start,
+                                     max((p.probe_timeout for p in live), default=1.0))
         probes = self.probe_hint([[e.address for e in found[peer_id(p)]] for p in live], timeout)
         for address, probe in probes.items():  # sizes the verification waits
             if probe.rtt_ms is None:
@@ -221,8 +227,8 @@ class Engine:
                 kicked.discard(ident)  # no route: dead now, no need to wait
                 log.info("%s: no route to current endpoint %s", p.label, cur)
                 continue
-            windows[ident] = start + liveness_window(
-                [probes[e.address] for e in found[ident] if e.address in probes],
+            windows[ident] = start + waits.liveness_window(
+                waits.sizing_rtts(cur, found[ident], probes), learned.get(ident), session[ident],
                 p.probe_timeout)
         return found, probes, self._liveness(live, before, kicked, windows), kicked
 
@@ -296,15 +302,6 @@ def _rtt_text(probe: ProbeResult | None) -> str:
     if probe is None or probe.rtt_ms is None:
         return "no ping reply"
     return f"{probe.rtt_ms:.1f} ms"
-
-
-def liveness_window(probes: Sequence[ProbeResult], ceiling: float) -> float:
-    """How long to wait for a tunnel answer: a few round trips of the fastest
-    ICMP answer among the peer's addresses, else the probe timeout."""
-    rtts = [p.rtt_ms for p in probes if p.rtt_ms is not None]
-    if not rtts:
-        return ceiling
-    return min(ceiling, max(0.2, 4 * min(rtts) / 1000 + 0.1))
 
 
 def _moved(old: PeerDump, new: PeerDump) -> bool:

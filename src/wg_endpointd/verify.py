@@ -17,11 +17,13 @@ from .config import PeerConfig, covers_endpoint
 from .errors import WgError
 from .model import Endpoint, InterfaceDump, PeerDump
 from .outcome import Outcome, PeerId, peer_id
+from .waits import MIN_WAIT as MIN_WAIT  # re-exported: the shortest verification wait
+from .waits import verify_wait
 from .wg import Reset
 
 log = logging.getLogger(__name__)
 POLL_MAX = 0.1  # longest pause between two looks at the counters while verifying
-MIN_WAIT = 0.5  # the shortest verification wait, however fast the path looked
+NAP_MIN = 0.002  # the shortest pause between two looks (a deadline may fall in between)
 
 
 class WgLike(Protocol):
@@ -84,13 +86,9 @@ class Verifier:
     def wait_for(self, job: Job) -> float:
         """How long a candidate gets: a few times what is known about the path (its ICMP
         round trip, else how long the peer's last verified switch took), never less than
-        MIN_WAIT; the full verify_timeout when nothing is known."""
-        full = job.peer.verify_timeout
-        rtt = self.rtts.get(job.trying.address)
-        guide = rtt / 1000 if rtt is not None else self.learned.get(peer_id(job.peer))
-        if guide is None:
-            return full
-        return min(full, max(MIN_WAIT, 4 * guide + 0.2))
+        MIN_WAIT; the full verify_timeout when nothing is known (waits.verify_wait)."""
+        return verify_wait(self.rtts.get(job.trying.address),
+                           self.learned.get(peer_id(job.peer)), job.peer.verify_timeout)
 
     def _guarded_reset(self, jobs: Sequence[Job], target: Callable[[Job], Endpoint],
                        what: str) -> list[Job]:
@@ -170,7 +168,10 @@ class Verifier:
             active = [j for j in jobs if j.result is None]
             if not active:
                 break
-            self.sleep(delay)  # start fine, then back off: every look is a `wg` process
+            # Start fine, then back off (every look is a `wg` process), but wake up for
+            # the next deadline rather than overshoot it.
+            due = min(j.deadline for j in active) - self.clock()
+            self.sleep(max(NAP_MIN, min(delay, due)))
             delay = min(delay * 1.5, POLL_MAX)
             if self.stopping():  # leave nothing half-done: put the old endpoints back
                 for job in active:

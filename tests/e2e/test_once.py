@@ -6,20 +6,17 @@ import time
 
 import pytest
 
+from tests.e2e import scenarios
 from tests.e2e.helpers import NAME, endpoint, four_links, peer_section, run_cli, write_config
 
 pytestmark = pytest.mark.lab
 
 
 def test_ipv6_dead_moves_to_ipv4(lab, tmp_path):
-    links = four_links(lab)
-    pair = lab.add_wg_pair(51820)
-    lab.set_dns({NAME: [links["v6a"].peer_addr, links["v4a"].peer_addr]})
-    lab.block(links["v6a"], "all")
-    lab.set_endpoint(pair, links["v6a"].endpoint())  # what wg itself would have picked
-    confdir = write_config(tmp_path, [pair], peer_section(pair))
+    staged = scenarios.ipv6_dead(lab, tmp_path)
+    links, [pair] = staged.links, staged.pairs
 
-    res, took = run_cli(lab, "once", "--config-dir", confdir)
+    res, took = run_cli(lab, "once", "--config-dir", staged.confdir)
 
     assert res.returncode == 0, res.stderr
     assert endpoint(lab, pair) == links["v4a"].endpoint()
@@ -29,16 +26,11 @@ def test_ipv6_dead_moves_to_ipv4(lab, tmp_path):
 
 
 def test_icmp_answers_but_wireguard_udp_dropped_chooses_ipv4(lab, tmp_path):
-    links = four_links(lab)
-    pair = lab.add_wg_pair(51820, psk=True)  # the reset must restore the preshared key
-    lab.set_dns({NAME: [links["v6a"].peer_addr, links["v4a"].peer_addr]})
-    lab.block(links["v6a"], "udp")
+    staged = scenarios.icmp_but_udp_dropped(lab, tmp_path)
+    links, [pair] = staged.links, staged.pairs
     assert lab.router(["ping", "-6", "-c1", "-W1", links["v6a"].peer_addr], check=False).returncode == 0
-    lab.block(links["v6b"], "all")
-    lab.set_endpoint(pair, links["v6b"].endpoint())  # an old address, now dead
-    confdir = write_config(tmp_path, [pair], peer_section(pair))
 
-    res, _ = run_cli(lab, "once", "--config-dir", confdir, "-v")
+    res, _ = run_cli(lab, "once", "--config-dir", staged.confdir, "-v")
 
     assert res.returncode == 0, res.stderr
     assert endpoint(lab, pair) == links["v4a"].endpoint()
@@ -49,17 +41,10 @@ def test_icmp_answers_but_wireguard_udp_dropped_chooses_ipv4(lab, tmp_path):
 
 
 def test_peer_moved_in_dns(lab, tmp_path):
-    links = four_links(lab)
-    pair = lab.add_wg_pair(51820)
-    lab.set_dns({NAME: [links["v4b"].peer_addr]})
-    lab.set_endpoint(pair, links["v4b"].endpoint())
-    assert lab.ping_through_tunnel(pair)
-    lab.remove_peer_address(links["v4b"])  # the peer moves away ...
-    lab.set_dns({NAME: [links["v4a"].peer_addr]})  # ... and updates its DNS record
-    lab.reset_router_peer(pair)  # the old session is long gone
-    confdir = write_config(tmp_path, [pair], peer_section(pair))
+    staged = scenarios.moved_in_dns(lab, tmp_path)
+    links, [pair] = staged.links, staged.pairs
 
-    res, _ = run_cli(lab, "once", "--config-dir", confdir)
+    res, _ = run_cli(lab, "once", "--config-dir", staged.confdir)
 
     assert res.returncode == 0, res.stderr
     assert endpoint(lab, pair) == links["v4a"].endpoint()
@@ -67,16 +52,12 @@ def test_peer_moved_in_dns(lab, tmp_path):
 
 
 def test_healthy_endpoint_not_first_is_left_alone(lab, tmp_path):
-    links = four_links(lab)
-    pair = lab.add_wg_pair(51820)
-    lab.set_dns({NAME: [links["v6a"].peer_addr, links["v4a"].peer_addr]})  # v6 preferred
-    lab.set_endpoint(pair, links["v4a"].endpoint())
-    assert lab.ping_through_tunnel(pair)
+    staged = scenarios.healthy_not_first(lab, tmp_path)
+    links, [pair] = staged.links, staged.pairs
     before = lab.wg_dump(pair)
     time.sleep(1.1)  # a reset would give a visibly newer handshake time
-    confdir = write_config(tmp_path, [pair], peer_section(pair))
 
-    res, _ = run_cli(lab, "once", "--config-dir", confdir)
+    res, _ = run_cli(lab, "once", "--config-dir", staged.confdir)
 
     after = lab.wg_dump(pair)
     assert res.returncode == 0, res.stderr
@@ -86,22 +67,30 @@ def test_healthy_endpoint_not_first_is_left_alone(lab, tmp_path):
 
 
 def test_broken_peer_next_to_good_one(lab, tmp_path):
-    links = four_links(lab)
-    good = lab.add_wg_pair(51820)
-    other = lab.add_wg_pair(51821)
-    lab.set_dns({NAME: [links["v6a"].peer_addr, links["v4a"].peer_addr]})
-    lab.block(links["v6a"], "all")
-    lab.set_endpoint(good, links["v6a"].endpoint())
-    broken = peer_section(other).replace(f"'{other.peer_port}'", "'not-a-port'")
-    confdir = write_config(tmp_path, [good, other], peer_section(good) + broken)
+    staged = scenarios.broken_next_to_good(lab, tmp_path)
+    links, [good, _] = staged.links, staged.pairs
 
-    res, _ = run_cli(lab, "once", "--config-dir", confdir)
+    res, _ = run_cli(lab, "once", "--config-dir", staged.confdir)
 
     assert res.returncode == 1, res.stderr
     assert "endpoint_port" in res.stderr and "network:" in res.stderr
     assert "Traceback" not in res.stderr
     assert endpoint(lab, good) == links["v4a"].endpoint()
     assert lab.ping_through_tunnel(good)
+
+
+def test_peer_answering_no_ping_is_found(lab, tmp_path):
+    staged = scenarios.no_icmp(lab, tmp_path)
+    links, [pair] = staged.links, staged.pairs
+    assert lab.router(["ping", "-c1", "-W1", links["v4a"].peer_addr], check=False).returncode != 0
+
+    res, _ = run_cli(lab, "once", "--config-dir", staged.confdir, "-v")
+
+    assert res.returncode == 0, res.stderr
+    assert endpoint(lab, pair) == links["v4a"].endpoint()
+    assert lab.ping_through_tunnel(pair)
+    # the current endpoint, just shown dead and silent, is not re-tried first
+    assert f"{links['v6a'].endpoint()} not verified" not in res.stderr
 
 
 def test_once_without_uci(lab):
