@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import subprocess
 from collections.abc import Callable, Sequence
@@ -12,6 +13,8 @@ from . import proc
 from .errors import WgError, WgMissing
 from .model import Endpoint, InterfaceDump, PeerDump
 from .validate import is_ifname, is_public_key
+
+log = logging.getLogger(__name__)
 
 Runner = Callable[..., subprocess.CompletedProcess[str]]
 # What `wg show IF` says when IF does not exist: the kernel answers ENODEV; with
@@ -107,6 +110,7 @@ class WgClient:
     def _call(self, args: list[str], pass_fds: Sequence[int] = ()) -> str:
         argv = [self._wg, *args]
         what = " ".join(args[:3])
+        log.debug("running wg %s", what)  # one line per process (bench/daemon.py counts)
         try:
             done = self._run(argv, timeout=self._timeout, env=self._env,
                              pass_fds=tuple(pass_fds))
