@@ -104,3 +104,13 @@ def test_tunnel_gateway_from_the_routers_own_subnet():
     assert tunnel_gateway([ipaddress.ip_interface("198.51.100.130/32"),
                            ipaddress.ip_interface("fe80::1/64")]) is None
     assert tunnel_gateway([ipaddress.ip_interface("2001:db8:ffff::2/64")]) == "2001:db8:ffff::1"
+
+
+def test_reapply_puts_the_verified_endpoint_first_unless_ping_argues_against_it():
+    decision = policy.Try((V4A, V6A), "no endpoint")
+    answered = {V4A.address: ProbeResult(V4A.address, 5.0)}
+    both = {**answered, V6A.address: ProbeResult(V6A.address, 9.0)}
+    assert policy.reapply(decision, V6A, "wg0", both).order == (V6A, V4A)
+    assert policy.reapply(decision, V6A, "wg0", {}).order == (V6A, V4A)  # no ICMP at all
+    # its path went silent while another answers: rank decides, it is still tried
+    assert policy.reapply(decision, V6A, "wg0", answered) == decision

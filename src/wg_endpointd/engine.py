@@ -256,7 +256,8 @@ class Engine:
                                      cand.preferred_family(peer.family),
                                      unknown=ident not in kicked)
             if ident in recreated and isinstance(decision, policy.Try):
-                decision = policy.reapply(decision, recreated[ident], peer.interface)
+                decision = policy.reapply(decision, recreated[ident], peer.interface,
+                                          probes)
             elif isinstance(decision, policy.Try) and self.probe_target(
                     peer, before[ident]) is None:
                 decision = policy.untestable(decision, before[ident].handshake_age(

@@ -86,8 +86,17 @@ def better(current: Endpoint | None, candidates: Sequence[Endpoint],
     return [c for c in ahead if c.family == prefer]
 
 
-def reapply(decision: Try, known: Endpoint, iface: str) -> Try:
-    """netifd re-created the peer from UCI: the endpoint verified before goes first."""
+def reapply(decision: Try, known: Endpoint, iface: str,
+            probes: Mapping[str, ProbeResult]) -> Try:
+    """netifd re-created the peer from UCI: the endpoint verified before goes first,
+    unless it answers no ping while another candidate does (the event that made netifd
+    re-create the interface may be its path going away); rank then decides (rule 2)."""
+    def answered(ep: Endpoint) -> bool:
+        probe = probes.get(ep.address)
+        return probe is not None and probe.rtt_ms is not None
+
+    if not answered(known) and any(answered(e) for e in decision.order):
+        return decision
     rest = [e for e in decision.order if e != known]
     return Try((known, *rest), f"re-applying {known} after {iface} was re-created")
 
