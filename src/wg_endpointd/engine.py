@@ -125,28 +125,6 @@ class Engine:
             self.icmp_problem = None
         return found
 
-    def _liveness(self, peers: Sequence[PeerConfig], before: Mapping[PeerId, PeerDump],
-                  kicked: set[PeerId], until: Mapping[PeerId, float]) -> dict[PeerId, bool]:
-        """Which kicked peers showed received bytes or a new handshake before their deadline."""
-        alive: dict[PeerId, bool] = {}
-        waiting = {peer_id(p): p.interface for p in peers if peer_id(p) in kicked}
-        while waiting and not self.stopping():
-            for iface, dump in self.dumps(set(waiting.values())).items():
-                if isinstance(dump, WgError):
-                    continue
-                for key, now in dump.peers.items():
-                    ident = (iface, key)
-                    old = before.get(ident)
-                    if ident in waiting and old is not None and _moved(old, now):
-                        alive[ident] = True
-                        del waiting[ident]
-            now_t = self.clock()
-            for ident in [k for k in waiting if now_t >= until.get(k, now_t)]:
-                del waiting[ident]
-            if waiting:
-                self.sleep(self.poll)
-        return alive
-
     def probe_target(self, peer: PeerConfig, dump: PeerDump) -> str | None:
         """Where a datagram into the tunnel goes: the configured probe address, an
         address in the peer's own allowed IPs, or (full tunnels) the other end of the
@@ -230,7 +208,7 @@ class Engine:
             windows[ident] = start + waits.liveness_window(
                 waits.sizing_rtts(cur, found[ident], probes), learned.get(ident), session[ident],
                 p.probe_timeout)
-        return found, probes, self._liveness(live, before, kicked, windows), kicked
+        return found, probes, self.verifier.answers(live, before, kicked, windows), kicked
 
     def round(self, peers: Sequence[PeerConfig], dry_run: bool = False,
               leave_idle: bool = False, known_alive: Iterable[PeerId] = ()) -> list[Outcome]:
@@ -303,8 +281,3 @@ def _rtt_text(probe: ProbeResult | None) -> str:
     if probe is None or probe.rtt_ms is None:
         return "no ping reply"
     return f"{probe.rtt_ms:.1f} ms"
-
-
-def _moved(old: PeerDump, new: PeerDump) -> bool:
-    """True when WireGuard shows life: more bytes received or a newer handshake."""
-    return new.rx_bytes > old.rx_bytes or new.latest_handshake > old.latest_handshake

@@ -9,7 +9,8 @@ daemon never writes back a stale picture or re-creates a removed peer.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -156,6 +157,33 @@ class Verifier:
             self.route(peer, endpoint)
         self.routes.retain(peer_id(peer), endpoint.address if endpoint else None)
 
+    def answers(self, peers: Sequence[PeerConfig], before: Mapping[PeerId, PeerDump],
+                kicked: set[PeerId], until: Mapping[PeerId, float]) -> dict[PeerId, bool]:
+        """A round's liveness wait: which kicked peers showed received bytes or a new
+        handshake before their deadline."""
+        alive: dict[PeerId, bool] = {}
+        waiting = {peer_id(p): p.interface for p in peers if peer_id(p) in kicked}
+        delay = self.poll
+        while waiting and not self.stopping():
+            # no answer can be in yet: nap first; then look, backing off (each look is
+            # a `wg` process) but waking for the next deadline rather than overshooting it
+            due = min((until[k] for k in waiting if k in until), default=math.inf)
+            self.sleep(max(NAP_MIN, min(delay, due - self.clock())))
+            delay = min(delay * 1.5, POLL_MAX)
+            for iface, dump in self.dumps(sorted(set(waiting.values()))).items():
+                if isinstance(dump, WgError):
+                    continue
+                for key, now in dump.peers.items():
+                    ident = (iface, key)
+                    old = before.get(ident)
+                    if ident in waiting and old is not None and _moved(old, now):
+                        alive[ident] = True
+                        del waiting[ident]
+            now_t = self.clock()
+            for ident in [k for k in waiting if now_t >= until.get(k, now_t)]:
+                del waiting[ident]
+        return alive
+
     def run(self, jobs: list[Job]) -> list[Outcome]:
         """Try each job's candidates in order until WireGuard shows one working."""
         begin = self.clock()
@@ -225,3 +253,8 @@ class Verifier:
                 job.result = Outcome(job.peer, "error", None,
                                      f"{old.detail if old else 'switch failed'}; restoring "
                                      f"{job.original.endpoint} failed too")
+
+
+def _moved(old: PeerDump, new: PeerDump) -> bool:
+    """True when WireGuard shows life: more bytes received or a newer handshake."""
+    return new.rx_bytes > old.rx_bytes or new.latest_handshake > old.latest_handshake
