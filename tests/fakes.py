@@ -36,6 +36,11 @@ class FakeWg:
         self.shows = 0  # `wg show` processes a real adapter would have run
         self.keepalive_clock: FakeClock | None = None
         self.keepalives: list[tuple[float, str, str]] = []  # due, iface, key
+        self.packets: dict[str, int] = {}  # per interface, as /sys/class/net/*/statistics
+
+    def rx_packets(self, iface: str) -> int | None:
+        """Decrypted packets in on `iface` (wireguard-go: keepalives do not count)."""
+        return self.packets.get(iface, 0) if iface in self.ifaces else None
 
     def _deliver_keepalives(self, now: float) -> None:
         for due, iface, key in [k for k in self.keepalives if k[0] <= now]:
@@ -73,6 +78,7 @@ class FakeWg:
                 self.keepalives.append((self.keepalive_clock.now + 10.0, iface, key))
             else:
                 self.ifaces[iface][key] = dataclasses.replace(p, rx_bytes=p.rx_bytes + 64)
+                self.packets[iface] = self.packets.get(iface, 0) + 1
         return True
 
 

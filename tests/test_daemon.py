@@ -31,7 +31,7 @@ def make(tmp_path, settings=None, working=None):
     clock = FakeClock()
     prober = FakeProber({V6.address: 1.0, V4.address: 1.0})
     engine = Engine(wg, prober, resolve=resolver(DNS), route_ok=lambda a: True, kick=wg.kick,
-                    clock=clock, sleep=clock.sleep)
+                    clock=clock, sleep=clock.sleep, iface_rx=wg.rx_packets)
     d = Daemon(lambda: cfg, engine, RunDir(str(tmp_path / "run")), clock=clock, wall=lambda: 1e9,
                wait=clock.sleep, rand=lambda: 0.5)
     return d, wg, clock, prober

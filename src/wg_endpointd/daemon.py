@@ -12,18 +12,16 @@ import os
 import random
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, cast
 
-from . import candidates as cand
+from . import failback, snapshot
 from . import liveness as lv
-from . import policy, snapshot
 from . import state as st
 from .config import Config, PeerConfig
 from .engine import Engine
 from .errors import ConfigError, WgEndpointdError, WgError
 from .failover import AllowedIpsLike, Keeper
-from .model import Endpoint
 from .outcome import Outcome, peer_id
 from .rundir import RunDir
 from .statefile import StateFile
@@ -48,7 +46,8 @@ class Daemon:
         self.states: dict[tuple[str, str], st.PeerState] = {}
         self.wake = self.reload = self.stop = False
         self.next_check = self.next_resolve = self.next_failback = 0.0
-        self.tester = Tester(lambda iface, target: self.engine.kick(iface, target), clock)
+        self.tester = Tester(lambda iface, target: self.engine.kick(iface, target), clock,
+                             lambda iface: self.engine.iface_rx(iface))
         self.state_file = StateFile(run_dir, wall)
         self.last_round: dict[str, object] | None = None
         self._untestable: set[tuple[str, str]] = set()  # logged once each
@@ -95,11 +94,6 @@ class Daemon:
             return ["*"]
         return list(dict.fromkeys([*s.triggers, *self.cfg.interfaces]))
 
-    @staticmethod
-    def _better(peer: PeerConfig, endpoint: Endpoint | None,
-                candidates: Sequence[Endpoint]) -> list[Endpoint]:
-        return policy.better(endpoint, candidates, cand.preferred_family(peer.family))
-
     # -- outcomes -> state -------------------------------------------------
 
     def apply(self, out: Outcome) -> None:
@@ -111,7 +105,7 @@ class Daemon:
                                                 out.before, out.candidates,
                                                 tuple(out.probes.values())),
                                  self.clock(), self.wall(),
-                                 bool(self._better(peer, out.endpoint, cands)), delay)
+                                 bool(failback.better(peer, out.endpoint, cands)), delay)
         for level, text in lines:
             log.log(level, "%s: %s", peer.label, text)
         if out.ok and out.endpoint is not None:
@@ -171,23 +165,31 @@ class Daemon:
             routes.keep_only(keep)
 
     def check(self) -> None:
-        """Liveness: one `wg show` for every peer; repair dead peers; plan test datagrams
-        so that their verdicts fall on the next cycle's read (liveness.py)."""
+        """Liveness: one `wg show` for every peer, unless interface counters settle the
+        look (tester.py); repair dead peers; plan test datagrams so that their verdicts
+        fall on the next cycle's read (liveness.py)."""
         s, now = self.cfg.settings, self.clock()
-        by_iface = self.engine.dumps(p.interface for p in self.peers)
+        own = [(peer_id(p), p.interface) for p in self.own_peers()]
+        self.tester.settle(self.states, own)
+        read = bool(self.cfg.groups) or self.tester.read_due(self.states, own)
+        by_iface = self.engine.dumps(p.interface for p in self.peers) if read else {}
+        if not read:
+            self.tester.busy(self.states, own, now)
         dead: list[PeerConfig] = []
         targets: dict[tuple[str, str], tuple[str, str]] = {}
         for peer in self.own_peers():
-            dump = by_iface.get(peer.interface)
-            pd = None if isinstance(dump, WgError | None) else dump.peers.get(peer.public_key)
-            if pd is None:
-                continue
-            state = st.observe(self._state(peer), pd, now, self.wall())
-            target = self.engine.probe_target(peer, pd)
-            if target is None and peer_id(peer) not in self._untestable:
-                self._untestable.add(peer_id(peer))
-                log.info("%s: no tunnel address to test its path (set probe_address); judged "
-                         "by handshakes and by traffic that gets no answer", peer.label)
+            key = peer_id(peer)
+            if read:
+                dump = by_iface.get(peer.interface)
+                pd = None if isinstance(dump, WgError | None) else dump.peers.get(
+                    peer.public_key)
+                if pd is None:
+                    continue
+                state = st.observe(self._state(peer), pd, now, self.wall())
+                target = self.engine.probe_target(peer, pd)
+                self._note_untestable(peer, target)
+            else:
+                state, target = self._state(peer), self.tester.targets[key][1]
             silent = target is not None and lv.unanswered(state, now)
             if (silent or st.is_dead(state, now, s.dead_after, target is not None)) \
                     and now >= state.next_repair:
@@ -196,10 +198,12 @@ class Daemon:
                        if silent else f"no sign of life for {s.dead_after:g} s")
                 log.info("%s: %s", peer.label, why)
                 state = lv.judged(state)
-                self.tester.cancel(peer_id(peer))
+                self.tester.cancel(key)
             elif target is not None:
-                targets[peer_id(peer)] = (peer.interface, target)
-            self.states[peer_id(peer)] = state
+                targets[key] = (peer.interface, target)
+            self.states[key] = state
+        if read:
+            self.tester.note_read(by_iface, targets, now)
         self.tester.plan(self.states, targets, now, s.check_interval)
         if dead:
             actives = self.groups.actives()
@@ -209,41 +213,14 @@ class Daemon:
             for out in outcomes:
                 self.apply(out)
             self.groups.after_round(outcomes)
-        self.groups.tick(by_iface, self.apply)
+        if read:
+            self.groups.tick(by_iface, self.apply)
 
-    def failback(self) -> None:
-        """Probe better candidates of peers on a fallback; try them after the hold time."""
-        s, now = self.cfg.settings, self.clock()
-        todo = [(p, self._better(p, self._state(p).endpoint, self._state(p).candidates))
-                for p in self.peers if self._state(p).phase == st.FALLBACK]
-        todo = [(p, better) for p, better in todo if better]
-        if not todo:
-            return
-        groups = [[c.address for c in b] for _, b in todo]
-        groups += [[ep.address] for p, _ in todo if (ep := self._state(p).endpoint)]
-        probes = self.engine.probe_hint(groups, max(p.probe_timeout for p, _ in todo))
-
-        def answered(address: str | None) -> bool:
-            return address is not None and address in probes and probes[address].answered
-
-        for peer, better in todo:
-            current = self._state(peer).endpoint
-            plausible = st.failback_plausible(any(answered(c.address) for c in better),
-                                              answered(current.address if current else None))
-            state = st.note_better(self._state(peer), plausible, now)
-            self.states[peer_id(peer)] = state
-            if not st.failback_due(state, now, s.failback_hold):
-                continue
-            log.info("%s: trying preferred %s after %.0f s", peer.label, better[0],
-                     now - (state.better_since or now))
-            out = self.engine.switch(peer, better, "failback")
-            if out.status == "switched":
-                self.apply(dataclasses.replace(out, candidates=state.candidates))
-            else:
-                log.info("%s: failback not verified, staying on %s", peer.label,
-                         state.endpoint)
-                self.states[peer_id(peer)] = st.failback_failed(
-                    state, s.failback_hold, s.backoff_max)
+    def _note_untestable(self, peer: PeerConfig, target: str | None) -> None:
+        if target is None and peer_id(peer) not in self._untestable:
+            self._untestable.add(peer_id(peer))
+            log.info("%s: no tunnel address to test its path (set probe_address); judged "
+                     "by handshakes and by traffic that gets no answer", peer.label)
 
     def step(self) -> float:
         """One pass of the loop; returns how long to sleep."""
@@ -267,7 +244,7 @@ class Daemon:
         looks = [t for st_ in self.states.values() if (t := lv.next_look(st_, now)) is not None]
         self.next_check = min([self.tester.next_read, *looks])
         if now >= self.next_failback:
-            self.failback()
+            failback.run(self.peers, self.states, s, self.engine, now, self.apply)
             self.next_failback = now + s.check_interval
         self.write_state()
         return max(0.0, min(self.next_check, self.next_resolve, self.next_failback,

@@ -40,11 +40,13 @@ class Engine:
                  sleep: Callable[[float], None] = time.sleep,
                  poll: float = 0.02, routes: RoutesLike | None = None,
                  subnets: Callable[[str], list[net.IfAddress]] = net.tunnel_subnets,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time,
+                 iface_rx: Callable[[str], int | None] = net.rx_packets) -> None:
         self.wg, self.prober = wg, prober
         self.resolve: Resolver = resolve or (
             lambda hosts: net.resolve_many(hosts, stop=self.stopping))
         self.route_ok, self.kick, self.subnets, self.wall = route_ok, kick, subnets, wall
+        self.iface_rx = iface_rx
         self.clock, self.sleep, self.poll = clock, sleep, poll
         self.last_resolved: dict[str, list[str]] = {}
         self.stopping: Callable[[], bool] = lambda: False  # set by the daemon

@@ -30,15 +30,17 @@ SLACK = 0.05  # a read this much early still judges (timer and loop jitter)
 MERGE = 2.0  # postpone a read this much at most to give a pending verdict its read
 
 
-def kicked(state: PeerState, now: float) -> PeerState:
-    """A test datagram went into the tunnel (rules 2 and 6)."""
-    return dataclasses.replace(state, last_kick=now, kick_rx=state.rx_bytes)
+def kicked(state: PeerState, now: float, by_counters: bool = False) -> PeerState:
+    """A test datagram went into the tunnel (rules 2 and 6); `by_counters`: its answer
+    is judged by the counters of the interface the peer has to itself."""
+    return dataclasses.replace(state, last_kick=now, kick_rx=state.rx_bytes,
+                               by_counters=by_counters)
 
 
 def judged(state: PeerState) -> PeerState:
     """The pending test datagram led to a repair: it is not judged again, and the way the
     peer answers is learned afresh afterwards (it may have changed)."""
-    return dataclasses.replace(state, kick_rx=-1, answer_delay=None)
+    return dataclasses.replace(state, kick_rx=-1, answer_delay=None, by_counters=False)
 
 
 def prompt(state: PeerState) -> bool:
@@ -116,3 +118,22 @@ def shown_alive(state: PeerState, now: float, dead_after: float) -> bool:
     """The daemon's own checks show the peer alive: a scheduled round need not ask it."""
     return (state.last_alive is not None and now - state.last_alive < dead_after
             and not unanswered(state, now) and state.phase != DOWN)
+
+
+def counted(state: PeerState, packets: int, now: float) -> PeerState:
+    """The pending test's answer showed in the counters of the interface the peer has to
+    itself (`packets` came in since the test went out); more than one is traffic too."""
+    at = state.last_kick if state.last_kick is not None else now
+    took = now - at  # an upper bound: when we looked
+    delay = took if state.answer_delay is None else min(state.answer_delay, took)
+    return dataclasses.replace(
+        state, kick_rx=-1, by_counters=False, answer_delay=delay, answers=state.answers + 1,
+        last_alive=max(at, state.last_alive or at),
+        last_traffic=now if packets > 1 else state.last_traffic)
+
+
+def busy(state: PeerState, since: float, now: float) -> PeerState:
+    """Packets came in on the interface the peer has to itself, with no test out, after
+    `since` (the last look) and by `now`."""
+    return dataclasses.replace(state, last_alive=max(since, state.last_alive or since),
+                               last_traffic=now)

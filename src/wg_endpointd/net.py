@@ -106,6 +106,16 @@ def send_into_tunnel(iface: str, address: str, port: int = 9) -> bool:
     return True
 
 
+def rx_packets(iface: str, sys_root: str = "/sys") -> int | None:
+    """Packets `iface` received, from the kernel's counters (for WireGuard: decrypted
+    packets, and on the kernel module keepalives too); None when unreadable."""
+    try:
+        with open(f"{sys_root}/class/net/{iface}/statistics/rx_packets") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
+
+
 def tunnel_subnets(iface: str, proc_root: str = "/proc") -> list[IfAddress]:
     """The router's own addresses on `iface`, with their prefixes (no subprocess).
 

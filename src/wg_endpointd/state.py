@@ -67,6 +67,8 @@ class PeerState:
     kick_rx: int = -1  # rx when the unanswered test datagram went out; -1: none pending
     answer_delay: float | None = None  # how fast the peer answers a test (rule 6)
     last_traffic: float | None = None  # rx that was more than an answer to a test (rule 2)
+    answers: int = 0  # answers seen in interface counters since the last `wg show`
+    by_counters: bool = False  # the pending test is judged by its interface's counters
 
 
 def observe(state: PeerState, dump: PeerDump, now: float,
@@ -76,7 +78,8 @@ def observe(state: PeerState, dump: PeerDump, now: float,
                                      or dump.latest_handshake > state.handshake)
     alive = state.last_alive
     if moved:
-        alive = state.last_check if state.last_check is not None else now
+        seen = [t for t in (state.last_check, state.last_alive) if t is not None]
+        alive = max(seen) if seen else now  # (last_alive may be newer: interface counters)
     elif alive is None:
         alive = now  # first sight: give the path a full window before judging it
     since = state.since
@@ -88,18 +91,20 @@ def observe(state: PeerState, dump: PeerDump, now: float,
     kick_rx, delay = state.kick_rx, state.answer_delay
     grew = dump.rx_bytes - state.rx_bytes if state.rx_bytes >= 0 else 0
     traffic = state.last_traffic
-    if grew > (ANSWER_BYTES if kick_rx >= 0 else 0):
-        traffic = state.last_check if state.last_check is not None else now
-    if kick_rx >= 0 and (dump.rx_bytes > kick_rx or dump.rx_bytes < state.rx_bytes):
-        if dump.rx_bytes > kick_rx and state.last_kick is not None:
+    if grew > ANSWER_BYTES * (state.answers + (1 if kick_rx >= 0 else 0)):
+        traffic = now  # seen now: rule 2 asks whether the counters move, not since when
+    answered = dump.rx_bytes > kick_rx and not state.by_counters
+    if kick_rx >= 0 and (answered or dump.rx_bytes < state.rx_bytes):
+        if answered and state.last_kick is not None:
             took = now - state.last_kick  # an upper bound: when we looked
             delay = took if delay is None else min(delay, took)
         kick_rx = -1  # answered (or the peer was re-created: counters restarted)
+    counters = state.by_counters and kick_rx >= 0
     return dataclasses.replace(state, endpoint=dump.endpoint, rx_bytes=dump.rx_bytes,
                                handshake=dump.latest_handshake, last_check=now,
                                last_alive=alive, since=since, tx_bytes=dump.tx_bytes,
                                last_sent=sent, kick_rx=kick_rx, answer_delay=delay,
-                               last_traffic=traffic)
+                               last_traffic=traffic, answers=0, by_counters=counters)
 
 
 def is_dead(state: PeerState, now: float, dead_after: float, testable: bool = True) -> bool:

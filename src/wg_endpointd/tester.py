@@ -1,12 +1,18 @@
 """Test datagrams into tunnels: planned at each read of WireGuard's counters and sent
-when due, so that their verdicts fall on the next read (the timing is liveness.py's)."""
+when due, so that their verdicts fall on the next read (the timing is liveness.py's).
+
+A test of a peer that has its interface to itself and answers at once is judged by the
+interface's own counters (a file read: the answer is a packet in). A look needs no
+`wg show` at all when every peer is like that; anything else is read."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection, Mapping, MutableMapping
+from collections.abc import Callable, Collection, Mapping, MutableMapping, Sequence
 
 from . import liveness as lv
+from .errors import WgError
+from .model import InterfaceDump
 from .outcome import PeerId
 from .state import PeerState
 
@@ -14,10 +20,16 @@ Targets = Mapping[PeerId, tuple[str, str]]  # peer -> (interface, address to aim
 
 
 class Tester:
-    def __init__(self, kick: Callable[[str, str], bool], clock: Callable[[], float]) -> None:
-        self.kick, self.clock = kick, clock
+    def __init__(self, kick: Callable[[str, str], bool], clock: Callable[[], float],
+                 iface_rx: Callable[[str], int | None]) -> None:
+        self.kick, self.clock, self.iface_rx = kick, clock, iface_rx
         self.planned: dict[PeerId, tuple[float, str, str]] = {}  # when, iface, target
         self.next_read = 0.0  # the next cycle's read
+        self.targets: dict[PeerId, tuple[str, str]] = {}  # as of the last read
+        self.peers_on: dict[str, int] = {}  # peers per interface, as of the last read
+        self.rx_seen: dict[str, int] = {}  # interface counters at the last look
+        self.seen_at = 0.0
+        self.rx_at_kick: dict[PeerId, int | None] = {}
 
     def plan(self, states: MutableMapping[PeerId, PeerState], targets: Targets,
              now: float, interval: float) -> None:
@@ -35,6 +47,54 @@ class Tester:
             if key not in self.planned and at is not None:
                 self.planned[key] = (at, iface, target)
 
+    def note_read(self, dumps: Mapping[str, InterfaceDump | WgError], targets: Targets,
+                  now: float) -> None:
+        """After a `wg show`: peers per interface, where tests go, counters as of now."""
+        self.peers_on = {i: len(d.peers) for i, d in dumps.items()
+                         if not isinstance(d, WgError)}
+        self.targets = dict(targets)
+        self.rx_seen = {i: rx for i in self.peers_on if (rx := self.iface_rx(i)) is not None}
+        self.seen_at = now
+
+    def settle(self, states: MutableMapping[PeerId, PeerState],
+               peers: Sequence[tuple[PeerId, str]]) -> None:
+        """Judge pending tests by interface counters where they are to be: a packet in
+        since the test went out is its answer (the peer has the interface to itself)."""
+        now = self.clock()
+        for key, iface in peers:
+            state = states.get(key)
+            base = self.rx_at_kick.get(key)
+            if state is None or not (lv.pending(state) and state.by_counters) or base is None:
+                continue
+            rx = self.iface_rx(iface)
+            if rx is not None and rx > base:
+                states[key] = lv.counted(state, rx - base, now)
+
+    def read_due(self, states: Mapping[PeerId, PeerState],
+                 peers: Sequence[tuple[PeerId, str]]) -> bool:
+        """Whether this look needs a `wg show`: unless every peer has its interface to
+        itself, answers tests at once, and has no test out that counters do not judge."""
+        for key, iface in peers:
+            state = states.get(key)
+            if state is None or key not in self.targets or self.peers_on.get(iface) != 1 \
+                    or not lv.prompt(state) or (lv.pending(state) and not state.by_counters) \
+                    or iface not in self.rx_seen:
+                return True
+        return not peers
+
+    def busy(self, states: MutableMapping[PeerId, PeerState],
+             peers: Sequence[tuple[PeerId, str]], now: float) -> None:
+        """A look without `wg show`: packets in on a peer's interface with no test out
+        are its own traffic."""
+        for key, iface in peers:
+            rx = self.iface_rx(iface)
+            if rx is None:
+                continue
+            if rx > self.rx_seen.get(iface, rx) and not lv.pending(states[key]):
+                states[key] = lv.busy(states[key], self.seen_at, now)
+            self.rx_seen[iface] = rx
+        self.seen_at = now
+
     def send_due(self, states: MutableMapping[PeerId, PeerState]) -> None:
         now = self.clock()
         for key, (at, iface, target) in list(self.planned.items()):
@@ -46,14 +106,18 @@ class Tester:
     def _send(self, states: MutableMapping[PeerId, PeerState], key: PeerId, iface: str,
               target: str) -> None:
         self.planned.pop(key, None)
+        base = self.rx_at_kick[key] = self.iface_rx(iface)
+        by_counters = base is not None and self.peers_on.get(iface) == 1 \
+            and lv.prompt(states[key])
         if self.kick(iface, target):
-            states[key] = lv.kicked(states[key], self.clock())
+            states[key] = lv.kicked(states[key], self.clock(), by_counters)
 
     def cancel(self, key: PeerId) -> None:
         self.planned.pop(key, None)
 
     def keep_only(self, keys: Collection[PeerId]) -> None:
         self.planned = {k: v for k, v in self.planned.items() if k in keys}
+        self.targets = {k: v for k, v in self.targets.items() if k in keys}
 
     def next_due(self) -> float:
         return min((at for at, _, _ in self.planned.values()), default=math.inf)

@@ -1,0 +1,62 @@
+"""Failback: peers on a fallback endpoint return to a better (preferred-family) candidate
+after it has been plausible for the hold time (state.py rule 4), verified through
+WireGuard like any switch, and reverted when it does not verify."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, MutableMapping, Sequence
+
+from . import candidates as cand
+from . import policy
+from . import state as st
+from .config import PeerConfig
+from .engine import Engine
+from .model import Endpoint
+from .options import Settings
+from .outcome import Outcome, PeerId, peer_id
+
+log = logging.getLogger("wg_endpointd.daemon")
+
+
+def better(peer: PeerConfig, endpoint: Endpoint | None,
+           candidates: Sequence[Endpoint]) -> list[Endpoint]:
+    return policy.better(endpoint, candidates, cand.preferred_family(peer.family))
+
+
+def run(peers: Sequence[PeerConfig], states: MutableMapping[PeerId, st.PeerState],
+        settings: Settings, engine: Engine, now: float,
+        apply: Callable[[Outcome], None]) -> None:
+    """Probe better candidates of peers on a fallback; try them after the hold time."""
+    def state(p: PeerConfig) -> st.PeerState:
+        return states.setdefault(peer_id(p), st.PeerState())
+
+    todo = [(p, better(p, state(p).endpoint, state(p).candidates))
+            for p in peers if state(p).phase == st.FALLBACK]
+    todo = [(p, b) for p, b in todo if b]
+    if not todo:
+        return
+    groups = [[c.address for c in b] for _, b in todo]
+    groups += [[ep.address] for p, _ in todo if (ep := state(p).endpoint)]
+    probes = engine.probe_hint(groups, max(p.probe_timeout for p, _ in todo))
+
+    def answered(address: str | None) -> bool:
+        return address is not None and address in probes and probes[address].answered
+
+    for peer, ahead in todo:
+        current = state(peer).endpoint
+        plausible = st.failback_plausible(any(answered(c.address) for c in ahead),
+                                          answered(current.address if current else None))
+        new = states[peer_id(peer)] = st.note_better(state(peer), plausible, now)
+        if not st.failback_due(new, now, settings.failback_hold):
+            continue
+        log.info("%s: trying preferred %s after %.0f s", peer.label, ahead[0],
+                 now - (new.better_since or now))
+        out = engine.switch(peer, ahead, "failback")
+        if out.status == "switched":
+            apply(dataclasses.replace(out, candidates=new.candidates))
+        else:
+            log.info("%s: failback not verified, staying on %s", peer.label, new.endpoint)
+            states[peer_id(peer)] = st.failback_failed(new, settings.failback_hold,
+                                                       settings.backoff_max)
