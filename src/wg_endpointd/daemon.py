@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import random
 import signal
@@ -170,11 +171,12 @@ class Daemon:
         fall on the next cycle's read (liveness.py)."""
         s, now = self.cfg.settings, self.clock()
         own = [(peer_id(p), p.interface) for p in self.own_peers()]
-        self.tester.settle(self.states, own)
+        rx = self.tester.counters(own)
+        self.tester.settle(self.states, own, rx)
         read = bool(self.cfg.groups) or self.tester.read_due(self.states, own)
         by_iface = self.engine.dumps(p.interface for p in self.peers) if read else {}
         if not read:
-            self.tester.busy(self.states, own, now)
+            self.tester.busy(self.states, own, rx, now)
         dead: list[PeerConfig] = []
         targets: dict[tuple[str, str], tuple[str, str]] = {}
         for peer in self.own_peers():
@@ -203,7 +205,7 @@ class Daemon:
                 targets[key] = (peer.interface, target)
             self.states[key] = state
         if read:
-            self.tester.note_read(by_iface, targets, now)
+            self.tester.note_read(by_iface, targets, rx, now)
         self.tester.plan(self.states, targets, now, s.check_interval)
         if dead:
             actives = self.groups.actives()
@@ -225,6 +227,7 @@ class Daemon:
     def step(self) -> float:
         """One pass of the loop; returns how long to sleep."""
         s = self.cfg.settings
+        looked = self.reload or self.wake  # more than test datagrams: the state may show it
         if self.reload:
             self.reload = False
             self.do_reload()
@@ -236,19 +239,25 @@ class Daemon:
             self.full_round("interface event")
         elif now >= self.next_resolve:
             self.full_round("scheduled check" if self.last_round else "start")
+            looked = True
         now = self.clock()
         if now >= self.next_check:
             self.check()
+            looked = True
         self.tester.send_due(self.states)
         now = self.clock()
         looks = [t for st_ in self.states.values() if (t := lv.next_look(st_, now)) is not None]
         self.next_check = min([self.tester.next_read, *looks])
-        if now >= self.next_failback:
+        fallback = any(x.phase == st.FALLBACK for x in self.states.values())
+        if fallback and now >= self.next_failback:
             failback.run(self.peers, self.states, s, self.engine, now, self.apply)
+            looked = True
+        if not fallback or now >= self.next_failback:  # no wake-ups while nothing is to do
             self.next_failback = now + s.check_interval
-        self.write_state()
-        return max(0.0, min(self.next_check, self.next_resolve, self.next_failback,
-                            self.tester.next_due()) - self.clock())
+        if looked:
+            self.write_state()
+        return max(0.0, min(self.next_check, self.next_resolve, self.tester.next_due(),
+                            self.next_failback if fallback else math.inf) - self.clock())
 
     def run(self) -> int:
         """The loop; the caller has taken the run directory's lock (service.py)."""

@@ -35,7 +35,7 @@ class Engine:
     def __init__(self, wg: WgLike, prober: ProberLike,
                  resolve: Resolver | None = None,
                  route_ok: Callable[[str], bool] = net.route_usable,
-                 kick: Callable[[str, str], bool] = net.send_into_tunnel,
+                 kick: Callable[[str, str], bool] | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep,
                  poll: float = 0.02, routes: RoutesLike | None = None,
@@ -45,7 +45,8 @@ class Engine:
         self.wg, self.prober = wg, prober
         self.resolve: Resolver = resolve or (
             lambda hosts: net.resolve_many(hosts, stop=self.stopping))
-        self.route_ok, self.kick, self.subnets, self.wall = route_ok, kick, subnets, wall
+        self.kick: Callable[[str, str], bool] = kick or net.TunnelSender()
+        self.route_ok, self.subnets, self.wall = route_ok, subnets, wall
         self.iface_rx = iface_rx
         self.clock, self.sleep, self.poll = clock, sleep, poll
         self.last_resolved: dict[str, list[str]] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import ipaddress
+import os
 import socket
 import struct
 import threading
@@ -94,26 +95,67 @@ def route_usable(address: str) -> bool:
     return not (source.is_link_local and not ip.is_link_local)
 
 
-def send_into_tunnel(iface: str, address: str, port: int = 9) -> bool:
-    """Send one small datagram through `iface` to `address`; False if it could not be sent."""
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    try:
-        with socket.socket(family, socket.SOCK_DGRAM) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, iface.encode())
-            sock.sendto(b"\0", (address, port))
-    except OSError as exc:
-        return exc.errno in (errno.ECONNREFUSED,)
-    return True
+class TunnelSender:
+    """Sends one small datagram through an interface to an address (True when it went
+    out), keeping one socket per interface and family: the daemon sends a datagram per
+    quiet peer per cycle. A send that fails gets a fresh socket once (netifd may have
+    re-created the interface the old one was bound to)."""
+
+    LIMIT = 256  # sockets kept at most
+
+    def __init__(self) -> None:
+        self._socks: dict[tuple[str, int], socket.socket] = {}
+
+    def __call__(self, iface: str, address: str, port: int = 9) -> bool:
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        for _ in range(2):
+            try:
+                self._socket(iface, family).sendto(b"\0", (address, port))
+                return True
+            except OSError as exc:
+                self._drop(iface, family)
+                if exc.errno == errno.ECONNREFUSED:
+                    return True
+        return False
+
+    def _socket(self, iface: str, family: int) -> socket.socket:
+        sock = self._socks.get((iface, family))
+        if sock is None:
+            if len(self._socks) >= self.LIMIT:
+                self.close()
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, iface.encode())
+            except OSError:
+                sock.close()
+                raise
+            self._socks[(iface, family)] = sock
+        return sock
+
+    def _drop(self, iface: str, family: int) -> None:
+        sock = self._socks.pop((iface, family), None)
+        if sock is not None:
+            sock.close()
+
+    def close(self) -> None:
+        for sock in self._socks.values():
+            sock.close()
+        self._socks.clear()
 
 
 def rx_packets(iface: str, sys_root: str = "/sys") -> int | None:
     """Packets `iface` received, from the kernel's counters (for WireGuard: decrypted
     packets, and on the kernel module keepalives too); None when unreadable."""
     try:
-        with open(f"{sys_root}/class/net/{iface}/statistics/rx_packets") as f:
-            return int(f.read())
+        fd = os.open(f"{sys_root}/class/net/{iface}/statistics/rx_packets", os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        return int(os.read(fd, 32))
     except (OSError, ValueError):
         return None
+    finally:
+        os.close(fd)
 
 
 def tunnel_subnets(iface: str, proc_root: str = "/proc") -> list[IfAddress]:

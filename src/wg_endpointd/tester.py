@@ -48,16 +48,21 @@ class Tester:
                 self.planned[key] = (at, iface, target)
 
     def note_read(self, dumps: Mapping[str, InterfaceDump | WgError], targets: Targets,
-                  now: float) -> None:
+                  rx: Mapping[str, int], now: float) -> None:
         """After a `wg show`: peers per interface, where tests go, counters as of now."""
         self.peers_on = {i: len(d.peers) for i, d in dumps.items()
                          if not isinstance(d, WgError)}
         self.targets = dict(targets)
-        self.rx_seen = {i: rx for i in self.peers_on if (rx := self.iface_rx(i)) is not None}
+        self.rx_seen = dict(rx)
         self.seen_at = now
 
+    def counters(self, peers: Sequence[tuple[PeerId, str]]) -> dict[str, int]:
+        """Each peer interface's packets in, read once per look."""
+        ifaces = dict.fromkeys(iface for _, iface in peers)
+        return {i: rx for i in ifaces if (rx := self.iface_rx(i)) is not None}
+
     def settle(self, states: MutableMapping[PeerId, PeerState],
-               peers: Sequence[tuple[PeerId, str]]) -> None:
+               peers: Sequence[tuple[PeerId, str]], rx: Mapping[str, int]) -> None:
         """Judge pending tests by interface counters where they are to be: a packet in
         since the test went out is its answer (the peer has the interface to itself)."""
         now = self.clock()
@@ -66,9 +71,10 @@ class Tester:
             base = self.rx_at_kick.get(key)
             if state is None or not (lv.pending(state) and state.by_counters) or base is None:
                 continue
-            rx = self.iface_rx(iface)
-            if rx is not None and rx > base:
-                states[key] = lv.counted(state, rx - base, now)
+            if iface in rx and rx[iface] > base:
+                states[key] = lv.counted(state, rx[iface] - base, now)
+                if iface in self.rx_seen:  # the answer is no traffic of the peer's own
+                    self.rx_seen[iface] += 1
 
     def read_due(self, states: Mapping[PeerId, PeerState],
                  peers: Sequence[tuple[PeerId, str]]) -> bool:
@@ -83,16 +89,15 @@ class Tester:
         return not peers
 
     def busy(self, states: MutableMapping[PeerId, PeerState],
-             peers: Sequence[tuple[PeerId, str]], now: float) -> None:
-        """A look without `wg show`: packets in on a peer's interface with no test out
-        are its own traffic."""
+             peers: Sequence[tuple[PeerId, str]], rx: Mapping[str, int], now: float) -> None:
+        """A look without `wg show`: more packets in on a peer's interface than its
+        answers are its own traffic."""
         for key, iface in peers:
-            rx = self.iface_rx(iface)
-            if rx is None:
+            if iface not in rx:
                 continue
-            if rx > self.rx_seen.get(iface, rx) and not lv.pending(states[key]):
+            if rx[iface] > self.rx_seen.get(iface, rx[iface]) and not lv.pending(states[key]):
                 states[key] = lv.busy(states[key], self.seen_at, now)
-            self.rx_seen[iface] = rx
+            self.rx_seen[iface] = rx[iface]
         self.seen_at = now
 
     def send_due(self, states: MutableMapping[PeerId, PeerState]) -> None:

@@ -1,0 +1,39 @@
+"""The small network adapters the liveness checks use, against the real kernel (loopback
+only) and a made-up /sys tree."""
+
+import socket
+
+from wg_endpointd import net
+
+
+def test_rx_packets_reads_the_kernel_counter(tmp_path):
+    stats = tmp_path / "class" / "net" / "wg0" / "statistics"
+    stats.mkdir(parents=True)
+    (stats / "rx_packets").write_text("1234\n")
+    assert net.rx_packets("wg0", str(tmp_path)) == 1234
+    assert net.rx_packets("wg1", str(tmp_path)) is None
+    (stats / "rx_packets").write_text("garbage\n")
+    assert net.rx_packets("wg0", str(tmp_path)) is None
+
+
+def test_rx_packets_of_loopback_grows_with_traffic():
+    before = net.rx_packets("lo")
+    assert before is not None
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.sendto(b"x", ("127.0.0.1", 9))
+    after = net.rx_packets("lo")
+    assert after is not None and after > before
+
+
+def test_tunnel_sender_keeps_one_socket_and_replaces_a_broken_one():
+    send = net.TunnelSender()
+    assert send("lo", "127.0.0.1") and send("lo", "127.0.0.1")
+    assert len(send._socks) == 1
+    kept = send._socks[("lo", socket.AF_INET)]
+    kept.close()  # as if it went bad: the next send opens a fresh one
+    assert send("lo", "127.0.0.1")
+    assert send._socks[("lo", socket.AF_INET)] is not kept
+    assert not send("no-such-if0", "127.0.0.1")  # cannot bind: not sent, nothing kept
+    assert ("no-such-if0", socket.AF_INET) not in send._socks
+    send.close()
+    assert send._socks == {}
