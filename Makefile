@@ -23,6 +23,7 @@ bench: setup
 	$(PY) -m bench.round
 	$(PY) -m bench.scenarios
 	$(PY) -m bench.daemon
+	$(PY) -m bench.silent
 	$(PY) -m bench.groups
 	$(PY) bench/hotplug_bench.py
 
