@@ -156,6 +156,14 @@ def run_measured(argv: Sequence[str], env: dict[str, str] | None = None,
                    out.read().decode(errors="replace"), err.read().decode(errors="replace"))
 
 
+def write_json(path: Path, data: object) -> None:
+    """Write a result file atomically (a reader never sees half of one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    tmp.replace(path)
+
+
 def stats(values: Sequence[float]) -> dict[str, Any]:
     if not values:
         return {"n": 0, "median": None, "min": None, "max": None, "values": []}
@@ -524,6 +532,19 @@ def _many_runs(lab: Lab, many: ManyPeers, confdir: str, stuck: Sequence[str],
     return runs
 
 
+def closed(result: dict[str, Any], many: ManyPeers) -> None:
+    """Stop the peer side, noting what could not be removed."""
+    result["cleanup_problems"] = many.close()
+    result["many_leftovers"] = many.leftovers()
+
+
+def finished(result: dict[str, Any], lab: Lab, many: ManyPeers) -> dict[str, Any]:
+    """After the lab closed: what it and the peer side left behind."""
+    result["leftovers"] = lab.leftovers() + many.leftovers()
+    result["close_errors"] = lab.close_errors
+    return result
+
+
 def bench_many() -> dict[str, Any]:
     """(c): 100 peers whose names all resolve to the same 4 addresses (3 dead)."""
     result: dict[str, Any] = {"peers": MANY, "runs": [], "target_s": TARGET_MANY_S, "title": (
@@ -545,11 +566,8 @@ def bench_many() -> dict[str, Any]:
                 lab, many, confdir, [links["v6a"].endpoint(many.port(i)) for i in range(MANY)],
                 lambda i: [links["v4a"].endpoint(many.port(i))], REPS_MANY)
         finally:
-            result["cleanup_problems"] = many.close()
-            result["many_leftovers"] = many.leftovers()
-    result["leftovers"] = lab.leftovers() + many.leftovers()
-    result["close_errors"] = lab.close_errors
-    return result
+            closed(result, many)
+    return finished(result, lab, many)
 
 
 def distinct_addresses(i: int) -> dict[str, str]:
@@ -598,11 +616,8 @@ def bench_many_distinct() -> dict[str, Any]:
             result["runs"] = _many_runs(lab, many, confdir, [ep(i, "v6a") for i in range(MANY)],
                                         lambda i: [ep(i, "v4a"), ep(i, "v4b")], REPS_DISTINCT)
         finally:
-            result["cleanup_problems"] = many.close()
-            result["many_leftovers"] = many.leftovers()
-    result["leftovers"] = lab.leftovers() + many.leftovers()
-    result["close_errors"] = lab.close_errors
-    return result
+            closed(result, many)
+    return finished(result, lab, many)
 
 
 # ---- start-up cost ---------------------------------------------------------------------------
@@ -925,10 +940,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         meta["loadavg_end"] = os.getloadavg()
         meta["took_s"] = time.time() - started
-        OUT.parent.mkdir(parents=True, exist_ok=True)
-        tmp = OUT.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(results, indent=2, default=str) + "\n")
-        tmp.replace(OUT)
+        write_json(OUT, results)
     print()
     print(f"wg-endpointd round benchmark  {meta['started']}  host {meta['host']}, "
           f"{meta['cpus']} CPUs, Python {meta['python']}, load "

@@ -19,7 +19,6 @@ context manager removes them, its processes and sockets, even on failure.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import signal
@@ -29,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.round import VERIFIED_RE, _raise_interrupt, cli_once, fmt_s, stats
+from bench.round import VERIFIED_RE, _raise_interrupt, cli_once, fmt_s, stats, write_json
 from tests.e2e import scenarios
 from tests.lab import Lab, missing_requirements
 
@@ -130,11 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         meta["loadavg_end"] = os.getloadavg()
         meta["took_s"] = time.monotonic() - started
-        OUT.parent.mkdir(parents=True, exist_ok=True)
-        tmp = OUT.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps({"meta": meta, "scenarios": results}, indent=2,
-                                  default=str) + "\n")
-        tmp.replace(OUT)
+        write_json(OUT, {"meta": meta, "scenarios": results})
     print(f"\n`wg-endpointd once` per scenario  {meta['started']}  {meta['cpus']} CPUs, "
           f"Python {meta['python']}, load {meta['loadavg_start'][0]:.2f} -> "
           f"{meta['loadavg_end'][0]:.2f}; seconds, ratio = median / baseline median")

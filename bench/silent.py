@@ -24,16 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.helpers import (
-    NAME,
-    daemon,
-    endpoint,
-    four_links,
-    hotplug,
-    peer_section,
-    wait_for,
-    write_config,
-)
+from tests.e2e import helpers as h
 from tests.lab import Lab
 
 KINDS = ("at once, both ways", "at once, one way", "keepalive, both ways",
@@ -47,23 +38,23 @@ def healthy(run_dir: Path) -> bool:
 
 def one(kind: str, show_log: bool) -> float:
     with Lab() as lab, tempfile.TemporaryDirectory() as tmp:
-        links = four_links(lab)
+        links = h.four_links(lab)
         pair = lab.add_wg_pair(51820)
-        lab.set_dns({NAME: [links["v6a"].peer_addr, links["v4a"].peer_addr]})
+        lab.set_dns({h.NAME: [links["v6a"].peer_addr, links["v4a"].peer_addr]})
         lab.set_endpoint(pair, links["v6a"].endpoint())
         assert lab.ping_through_tunnel(pair)
         if kind.startswith("keepalive"):
             lab.answer_by_keepalive_only(pair)
-        confdir = write_config(Path(tmp), [pair], peer_section(pair))
+        confdir = h.write_config(Path(tmp), [pair], h.peer_section(pair))
         run_dir, log = Path(tmp) / "run", Path(tmp) / "daemon.log"
-        with daemon(lab, confdir, run_dir, log):
-            wait_for(lambda: healthy(run_dir), 20, "healthy")
+        with h.daemon(lab, confdir, run_dir, log):
+            h.wait_for(lambda: healthy(run_dir), 20, "healthy")
             time.sleep(random.uniform(12, 23))  # learned, then anywhere in an 11 s cycle
             lab.block(links["v6a"], "both" if kind.endswith("both ways") else "all")
             start = time.monotonic()
             if kind == "event (baseline)":
-                hotplug(lab, run_dir, ACTION="ifdown", INTERFACE="wan6")
-            wait_for(lambda: endpoint(lab, pair) == links["v4a"].endpoint()
+                h.hotplug(lab, run_dir, ACTION="ifdown", INTERFACE="wan6")
+            h.wait_for(lambda: h.endpoint(lab, pair) == links["v4a"].endpoint()
                      and int(lab.wg_dump(pair)[4]) > 0, 40, "switch", step=0.01)
             took = time.monotonic() - start
         if show_log:

@@ -38,6 +38,12 @@ class FakeWg:
         self.keepalives: list[tuple[float, str, str]] = []  # due, iface, key
         self.packets: dict[str, int] = {}  # per interface, as /sys/class/net/*/statistics
 
+    def receive(self, iface: str, key: str, packets: int, size: int = 400) -> None:
+        """Traffic of the peer's own arrives: its bytes and the interface's packets grow."""
+        p = self.ifaces[iface][key]
+        self.ifaces[iface][key] = dataclasses.replace(p, rx_bytes=p.rx_bytes + packets * size)
+        self.packets[iface] = self.packets.get(iface, 0) + packets
+
     def rx_packets(self, iface: str) -> int | None:
         """Decrypted packets in on `iface` (wireguard-go: keepalives do not count)."""
         return self.packets.get(iface, 0) if iface in self.ifaces else None

@@ -119,6 +119,7 @@ class Daemon:
         (log.info if why == "interface event" else log.debug)(
             "checking %d peer(s): %s", len(self.peers), why)
         self.groups.reapply()  # netifd may have put a group's allowed IPs elsewhere
+        self.tester.forget()
         scheduled, now = why == "scheduled check", self.clock()
         shown = [peer_id(p) for p in self.own_peers() if scheduled and lv.shown_alive(
             self._state(p), now, self.cfg.settings.dead_after)]

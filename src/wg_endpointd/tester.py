@@ -7,6 +7,7 @@ interface's own counters (a file read: the answer is a packet in). A look needs 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Collection, Mapping, MutableMapping, Sequence
 
@@ -69,9 +70,11 @@ class Tester:
         for key, iface in peers:
             state = states.get(key)
             base = self.rx_at_kick.get(key)
-            if state is None or not (lv.pending(state) and state.by_counters) or base is None:
+            if state is None or not (lv.pending(state) and state.by_counters):
                 continue
-            if iface in rx and rx[iface] > base:
+            if base is None:  # forgotten: WireGuard's own counters judge it
+                states[key] = dataclasses.replace(state, by_counters=False)
+            elif iface in rx and rx[iface] > base:
                 states[key] = lv.counted(state, rx[iface] - base, now)
                 if iface in self.rx_seen:  # the answer is no traffic of the peer's own
                     self.rx_seen[iface] += 1
@@ -116,6 +119,13 @@ class Tester:
             and lv.prompt(states[key])
         if self.kick(iface, target):
             states[key] = lv.kicked(states[key], self.clock(), by_counters)
+
+    def forget(self) -> None:
+        """After a round: interfaces may have been re-created (counters restart) and peers
+        added, so the next look reads `wg show` and starts the counters afresh."""
+        self.peers_on.clear()
+        self.rx_seen.clear()
+        self.rx_at_kick.clear()
 
     def cancel(self, key: PeerId) -> None:
         self.planned.pop(key, None)
