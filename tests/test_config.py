@@ -4,6 +4,7 @@ import os
 import pytest
 
 from tests import option_cases
+from wg_endpointd import allowed as allowed_ips
 from wg_endpointd import cli, config, options, uci
 from wg_endpointd.errors import ConfigError
 
@@ -156,7 +157,7 @@ def test_missing_network_file(fs):
     (("junk",), None),
 ])
 def test_default_probe_address(allowed, expected):
-    assert config.default_probe_address(allowed) == expected
+    assert allowed_ips.default_probe_address(allowed) == expected
 
 
 def test_config_json_cli(etc, capsys):

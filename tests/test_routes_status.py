@@ -3,7 +3,8 @@ import os
 import subprocess
 
 from wg_endpointd import cli
-from wg_endpointd.config import PeerConfig, covers_endpoint
+from wg_endpointd.allowed import covers_endpoint
+from wg_endpointd.config import PeerConfig
 from wg_endpointd.routes import PROTO, HostRoutes, parse_route_get
 from wg_endpointd.rundir import RunDir
 

@@ -14,9 +14,9 @@ from tests.fakes import FakeProber
 from tests.test_daemon import K1, V4, V6, fail_over, make, phase, run_for
 from wg_endpointd import signals
 from wg_endpointd import state as st
-from wg_endpointd.cli import setup_logging
 from wg_endpointd.config import Settings
 from wg_endpointd.errors import ProbeSetupError, WgError
+from wg_endpointd.logsetup import setup_logging
 from wg_endpointd.rundir import Busy, RunDir
 from wg_endpointd.service import lock_run_dir
 
@@ -187,7 +187,7 @@ def test_signals_before_the_daemon_exists_are_replayed(monkeypatch):
 
 
 def test_daemon_logs_info_to_stdout_and_problems_to_stderr(capsys):
-    """procd logs a service's stdout at info and its stderr at err (see cli.setup_logging)."""
+    """procd logs a service's stdout at info and its stderr at err (see logsetup.setup_logging)."""
     setup_logging("info", daemon=True)
     log = logging.getLogger("wg_endpointd.test")
     log.info("round done")

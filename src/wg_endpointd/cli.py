@@ -12,8 +12,10 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from . import __version__, signals
-from .config import DEFAULT_PORT, Config, HostSpec, PeerConfig, Settings, default_probe_address
+from .allowed import default_probe_address
+from .config import DEFAULT_PORT, Config, HostSpec, PeerConfig, Settings
 from .errors import ConfigError, UsageError, WgEndpointdError
+from .logsetup import setup_logging, without_tls
 from .validate import is_ifname, is_public_key, parse_hostport, parse_port
 
 if TYPE_CHECKING:
@@ -50,44 +52,6 @@ def _parser() -> argparse.ArgumentParser:
     cfg.add_argument("--check", action="store_true",
                      help="only check as `run` would: print enabled or disabled, or fail (2)")
     return top
-
-
-class _Below(logging.Filter):
-    def __init__(self, level: int) -> None:
-        super().__init__()
-        self.level = level
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno < self.level
-
-
-def setup_logging(level: str, daemon: bool = False) -> None:
-    """Log lines to stderr; for the daemon off a terminal, info and debug go to stdout.
-
-    procd hands a service's stdout to logd at priority info and its stderr at
-    err (procd service/instance.c, instance_stdio with LOG_INFO / LOG_ERR), so
-    this split gives `logread` the right priority for every line.
-    """
-    fmt = logging.Formatter("%(levelname)s: %(message)s")
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    if daemon and not sys.stderr.isatty():
-        low = logging.StreamHandler(sys.stdout)
-        low.addFilter(_Below(logging.WARNING))
-        handlers[0].setLevel(logging.WARNING)
-        handlers.append(low)
-    for handler in handlers:
-        handler.setFormatter(fmt)
-    root = logging.getLogger("wg_endpointd")
-    root.handlers[:] = handlers
-    root.setLevel(level.upper())
-    root.propagate = False
-
-
-def without_tls() -> None:
-    """Keep asyncio (pulled in by icmplib) from loading OpenSSL: nothing here speaks TLS,
-    and on a router that is megabytes of RAM. Only for processes that probe."""
-    if "asyncio" not in sys.modules:
-        sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
 
 
 def _adhoc_peer(args: argparse.Namespace) -> PeerConfig:

@@ -6,13 +6,13 @@ Every default lives in `Settings`; the shipped files/etc/config/wg-endpointd doc
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import os
 import re
 from dataclasses import dataclass
 
 from . import groupconf, hostroute_advice, uci
 from . import overrides as overrides_mod
+from .allowed import default_probe_address
 from .errors import ConfigError
 from .options import FAMILIES as FAMILIES
 from .options import GLOBALS, PEER, SECTIONS, Option, convert, parse_bool, suggest
@@ -140,39 +140,6 @@ def own_warnings(own: uci.Package) -> list[str]:
                 out.append(f"{own.path}:{sec.line_of(name)}: {sec.ref}: unknown option "
                            f"{name!r}, ignored{suggest(name, known)}")
     return out
-
-
-def default_probe_address(allowed_ips: tuple[str, ...]) -> str | None:
-    """An address inside the peer's allowed IPs to send liveness datagrams to.
-
-    Prefers a host route (/32, /128), then the first host of the narrowest
-    non-default prefix; None for a peer that only has default routes.
-    """
-    nets = []
-    for item in allowed_ips:
-        try:
-            nets.append(ipaddress.ip_network(item, strict=False))
-        except ValueError:
-            continue
-    nets = [n for n in nets if n.prefixlen > 0]
-    if not nets:
-        return None
-    best = max(nets, key=lambda n: n.prefixlen / n.max_prefixlen)
-    if best.num_addresses == 1:
-        return str(best.network_address)
-    return str(best.network_address + 1)
-
-
-def covers_endpoint(peer: PeerConfig, address: str) -> bool:
-    """True when the peer's routed allowed IPs contain `address` (a full tunnel)."""
-    ip = ipaddress.ip_address(address)
-    for item in peer.allowed_ips:
-        try:
-            if ip in ipaddress.ip_network(item, strict=False):
-                return peer.route_allowed_ips
-        except ValueError:
-            continue
-    return False
 
 
 def display_text(text: str) -> str:

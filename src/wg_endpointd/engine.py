@@ -13,7 +13,8 @@ from typing import Protocol
 
 from . import candidates as cand
 from . import net, policy, waits
-from .config import PeerConfig, default_probe_address
+from .allowed import default_probe_address
+from .config import PeerConfig
 from .errors import ProbeSetupError, WgError, WgMissing
 from .model import Endpoint, InterfaceDump, PeerDump, ProbeResult
 from .outcome import Outcome, PeerId, peer_id

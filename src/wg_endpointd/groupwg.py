@@ -15,7 +15,8 @@ from . import candidates as cand
 from . import groups as gp
 from . import policy
 from . import state as st
-from .config import PeerConfig, covers_endpoint
+from .allowed import covers_endpoint
+from .config import PeerConfig
 from .engine import Engine
 from .errors import WgError
 from .groupconf import GroupConfig

@@ -67,7 +67,7 @@ def lock_run_dir(rd: RunDir, mode: str, wait: float = 0.0) -> int | str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .cli import setup_logging, without_tls
+    from .logsetup import setup_logging, without_tls
 
     without_tls()
     from . import config

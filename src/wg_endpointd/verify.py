@@ -14,7 +14,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from .config import PeerConfig, covers_endpoint
+from .allowed import covers_endpoint
+from .config import PeerConfig
 from .errors import WgError
 from .model import Endpoint, InterfaceDump, PeerDump
 from .outcome import Outcome, PeerId, peer_id
