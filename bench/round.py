@@ -156,6 +156,16 @@ def run_measured(argv: Sequence[str], env: dict[str, str] | None = None,
                    out.read().decode(errors="replace"), err.read().decode(errors="replace"))
 
 
+def begin_run(**extra: object) -> dict[str, Any]:
+    """Make SIGTERM and SIGHUP unwind (so every `finally` cleans up) and return the run's
+    description: when, where, and the load at the start."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _raise_interrupt)
+    return {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": platform.node(),
+            "python": platform.python_version(), "cpus": os.cpu_count(),
+            "loadavg_start": os.getloadavg(), **extra}
+
+
 def write_json(path: Path, data: object) -> None:
     """Write a result file atomically (a reader never sees half of one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -917,13 +927,8 @@ def main(argv: list[str] | None = None) -> int:
     if problems:
         print("bench: lab unavailable: " + "; ".join(problems), file=sys.stderr)
         return 2
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _raise_interrupt)  # so every `finally` runs
     started = time.time()
-    meta: dict[str, Any] = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-            "host": platform.node(), "python": platform.python_version(),
-            "cpus": os.cpu_count(), "loadavg_start": os.getloadavg(),
-            "kernel": platform.release()}
+    meta = begin_run(kernel=platform.release())
     results: dict[str, Any] = {"meta": meta}
     out: list[str] = []
     meta["interrupted"] = True  # until the end is reached

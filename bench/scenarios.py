@@ -20,15 +20,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import signal
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.round import VERIFIED_RE, _raise_interrupt, cli_once, fmt_s, stats, write_json
+from bench.round import VERIFIED_RE, begin_run, cli_once, fmt_s, stats, write_json
 from tests.e2e import scenarios
 from tests.lab import Lab, missing_requirements
 
@@ -102,12 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     if problems:
         print("bench: lab unavailable: " + "; ".join(problems), file=sys.stderr)
         return 2
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _raise_interrupt)  # so every `finally` runs
-    meta: dict[str, Any] = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                            "host": platform.node(), "python": platform.python_version(),
-                            "cpus": os.cpu_count(), "loadavg_start": os.getloadavg(),
-                            "reps": args.reps}
+    meta = begin_run(reps=args.reps)
     results: dict[str, dict[str, Any]] = {}
     started = time.monotonic()
     try:

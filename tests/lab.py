@@ -335,29 +335,28 @@ class Lab:
         if peer_addr == router_addr or ipaddress.ip_address(peer_addr) not in net_r:
             raise ValueError(f"{router_addr} and {peer_addr} must differ and share a subnet")
         link = Link(name, f"r-{name}", f"p-{name}", router_addr, peer_addr, prefixlen, family)
-        nodad = " nodad" if family == 6 else ""
-        # Distinct ifindexes on the two ends: when a veth's ifindex equals its peer's (both
-        # are 2 in fresh namespaces), the kernel's linkwatch treats carrier-up as non-urgent
-        # and leaves the noop qdisc in place for up to 1 s, dropping the first packets.
-        k = len(self.links)
-        self._ip_batch(
-            self.router_ns,
-            [
-                f"link add {link.router_if} index {1000 + k} type veth"
-                f" peer name {link.peer_if} index {2000 + k} netns {self.peer_ns}",
-                f"addr add {router_addr}/{prefixlen} dev {link.router_if}{nodad}",
-                f"link set {link.router_if} up",
-            ],
-        )
-        self._ip_batch(
-            self.peer_ns,
-            [
-                f"addr add {peer_addr}/{prefixlen} dev {link.peer_if}{nodad}",
-                f"link set {link.peer_if} up",
-            ],
-        )
+        self._veth(link, self.peer_ns, 1000 + len(self.links))
         self.links.append(link)
         return link
+
+    def _veth(self, link: Link, far_ns: str, index: int) -> None:
+        """A veth pair from the router namespace to `far_ns`, addressed and up.
+
+        Distinct ifindexes on the two ends (`index`, `index` + 1000): when a veth's ifindex
+        equals its peer's (both are 2 in fresh namespaces), the kernel's linkwatch treats
+        carrier-up as non-urgent and leaves the noop qdisc in place for up to 1 s,
+        dropping the first packets."""
+        nodad = " nodad" if link.family == 6 else ""
+        self._ip_batch(self.router_ns, [
+            f"link add {link.router_if} index {index} type veth"
+            f" peer name {link.peer_if} index {index + 1000} netns {far_ns}",
+            f"addr add {link.router_addr}/{link.prefixlen} dev {link.router_if}{nodad}",
+            f"link set {link.router_if} up",
+        ])
+        self._ip_batch(far_ns, [
+            f"addr add {link.peer_addr}/{link.prefixlen} dev {link.peer_if}{nodad}",
+            f"link set {link.peer_if} up",
+        ])
 
     def remove_peer_address(self, link: Link) -> None:
         """The peer "moves away": delete its address on that link."""
@@ -586,24 +585,7 @@ class Lab:
         _check_underlay(router_addr, prefixlen, family)
         _check_underlay(server_addr, prefixlen, family)
         link = Link(name, f"r-{name}", f"s-{name}", router_addr, server_addr, prefixlen, family)
-        nodad = " nodad" if family == 6 else ""
-        k = len(self._namespaces)
-        self._ip_batch(
-            self.router_ns,
-            [
-                f"link add {link.router_if} index {1500 + k} type veth"
-                f" peer name {link.peer_if} index {2500 + k} netns {ns}",
-                f"addr add {router_addr}/{prefixlen} dev {link.router_if}{nodad}",
-                f"link set {link.router_if} up",
-            ],
-        )
-        self._ip_batch(
-            ns,
-            [
-                f"addr add {server_addr}/{prefixlen} dev {link.peer_if}{nodad}",
-                f"link set {link.peer_if} up",
-            ],
-        )
+        self._veth(link, ns, 1500 + len(self._namespaces))
         wg_if = f"wgl{self.tag}{name}"
         self._start_wireguard_go(ns, wg_if)
         priv, pub = self._genkey(f"{wg_if}.key")

@@ -51,7 +51,6 @@ class Daemon:
                              lambda iface: self.engine.iface_rx(iface))
         self.state_file = StateFile(run_dir, wall)
         self.last_round: dict[str, object] | None = None
-        self._untestable: set[tuple[str, str]] = set()  # logged once each
         engine.stopping = lambda: self.stop
         # the engine's `wg` adapter (WgClient) also moves allowed IPs
         self.groups = Keeper(engine, cast(AllowedIpsLike, engine.wg), clock, wall, rand,
@@ -113,6 +112,11 @@ class Daemon:
             self.engine.remembered[peer_id(peer)] = out.endpoint
         self._set(peer, state)
 
+    def _apply_all(self, outcomes: list[Outcome]) -> None:
+        for out in outcomes:
+            self.apply(out)
+        self.groups.after_round(outcomes)
+
     # -- the loop ----------------------------------------------------------
 
     def full_round(self, why: str) -> None:
@@ -123,10 +127,7 @@ class Daemon:
         scheduled, now = why == "scheduled check", self.clock()
         shown = [peer_id(p) for p in self.own_peers() if scheduled and lv.shown_alive(
             self._state(p), now, self.cfg.settings.dead_after)]
-        outcomes = self.engine.round(self.peers, leave_idle=scheduled, known_alive=shown)
-        for out in outcomes:
-            self.apply(out)
-        self.groups.after_round(outcomes)
+        self._apply_all(self.engine.round(self.peers, leave_idle=scheduled, known_alive=shown))
         if self.last_round is None and self.engine.routes is not None:
             self.engine.routes.prune_adopted()  # left by an earlier run, not needed now
         self.last_round = {"at": round(self.wall(), 3), "reason": why}
@@ -171,7 +172,8 @@ class Daemon:
         look (tester.py); repair dead peers; plan test datagrams so that their verdicts
         fall on the next cycle's read (liveness.py)."""
         s, now = self.cfg.settings, self.clock()
-        own = [(peer_id(p), p.interface) for p in self.own_peers()]
+        peers = self.own_peers()
+        own = [(peer_id(p), p.interface) for p in peers]
         rx = self.tester.counters(own)
         self.tester.settle(self.states, own, rx)
         read = bool(self.cfg.groups) or self.tester.read_due(self.states, own)
@@ -180,7 +182,7 @@ class Daemon:
             self.tester.busy(self.states, own, rx, now)
         dead: list[PeerConfig] = []
         targets: dict[tuple[str, str], tuple[str, str]] = {}
-        for peer in self.own_peers():
+        for peer in peers:
             key = peer_id(peer)
             if read:
                 dump = by_iface.get(peer.interface)
@@ -190,7 +192,7 @@ class Daemon:
                     continue
                 state = st.observe(self._state(peer), pd, now, self.wall())
                 target = self.engine.probe_target(peer, pd)
-                self._note_untestable(peer, target)
+                self.tester.note_untestable(key, peer.label, target)
             else:
                 state, target = self._state(peer), self.tester.targets[key][1]
             silent = target is not None and lv.unanswered(state, now)
@@ -212,18 +214,10 @@ class Daemon:
             actives = self.groups.actives()
             plain = [p for p in dead if peer_id(p) not in actives]
             outcomes = self.engine.round(plain) if plain else []
-            outcomes += self.groups.repair([p for p in dead if peer_id(p) in actives])
-            for out in outcomes:
-                self.apply(out)
-            self.groups.after_round(outcomes)
+            self._apply_all(outcomes + self.groups.repair(
+                [p for p in dead if peer_id(p) in actives]))
         if read:
             self.groups.tick(by_iface, self.apply)
-
-    def _note_untestable(self, peer: PeerConfig, target: str | None) -> None:
-        if target is None and peer_id(peer) not in self._untestable:
-            self._untestable.add(peer_id(peer))
-            log.info("%s: no tunnel address to test its path (set probe_address); judged "
-                     "by handshakes and by traffic that gets no answer", peer.label)
 
     def step(self) -> float:
         """One pass of the loop; returns how long to sleep."""

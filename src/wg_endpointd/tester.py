@@ -8,6 +8,7 @@ interface's own counters (a file read: the answer is a packet in). A look needs 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from collections.abc import Callable, Collection, Mapping, MutableMapping, Sequence
 
@@ -16,6 +17,8 @@ from .errors import WgError
 from .model import InterfaceDump
 from .outcome import PeerId
 from .state import PeerState
+
+log = logging.getLogger("wg_endpointd.daemon")
 
 Targets = Mapping[PeerId, tuple[str, str]]  # peer -> (interface, address to aim at)
 
@@ -31,6 +34,7 @@ class Tester:
         self.rx_seen: dict[str, int] = {}  # interface counters at the last look
         self.seen_at = 0.0
         self.rx_at_kick: dict[PeerId, int | None] = {}
+        self.untestable: set[PeerId] = set()  # logged once each
 
     def plan(self, states: MutableMapping[PeerId, PeerState], targets: Targets,
              now: float, interval: float) -> None:
@@ -120,6 +124,13 @@ class Tester:
         if self.kick(iface, target):
             states[key] = lv.kicked(states[key], self.clock(), by_counters)
 
+    def note_untestable(self, key: PeerId, label: str, target: str | None) -> None:
+        """Say once that a peer has no address a test datagram could go to."""
+        if target is None and key not in self.untestable:
+            self.untestable.add(key)
+            log.info("%s: no tunnel address to test its path (set probe_address); judged "
+                     "by handshakes and by traffic that gets no answer", label)
+
     def forget(self) -> None:
         """After a round: interfaces may have been re-created (counters restart) and peers
         added, so the next look reads `wg show` and starts the counters afresh."""
@@ -133,6 +144,7 @@ class Tester:
     def keep_only(self, keys: Collection[PeerId]) -> None:
         self.planned = {k: v for k, v in self.planned.items() if k in keys}
         self.targets = {k: v for k, v in self.targets.items() if k in keys}
+        self.untestable &= set(keys)
 
     def next_due(self) -> float:
         return min((at for at, _, _ in self.planned.values()), default=math.inf)
