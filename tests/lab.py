@@ -532,6 +532,29 @@ class Lab:
         self.router(["wg", "set", pair.router_if, "peer", pair.peer_public, "remove"])
         self._add_router_peer(pair, endpoint)
 
+    def delete_router_interface(self, pair: WgPair) -> None:
+        """What netifd's teardown does (wireguard.sh, proto_wireguard_teardown): the
+        router-side interface is deleted; its wireguard-go exits and drops its socket."""
+        proc = next(p for p in self._procs if pair.router_if in p.args and p.poll() is None)
+        self.router(["ip", "link", "del", pair.router_if])
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            _stop(proc)
+        sock = os.path.join(WG_SOCK_DIR, f"{pair.router_if}.sock")
+        if os.path.exists(sock):
+            os.remove(sock)
+
+    def create_router_interface(self, pair: WgPair, endpoint: str) -> None:
+        """What netifd's setup does on ifup (wireguard.sh, proto_wireguard_setup): the
+        interface made anew from UCI, its peer on `endpoint` with no session."""
+        self._start_wireguard_go(self.router_ns, pair.router_if)
+        self.router(["wg", "set", pair.router_if, "private-key", pair.router_private_file])
+        self._add_router_peer(pair, endpoint)
+        self._ip_batch(self.router_ns, [f"addr add {pair.router_tunnel_ip}/32 dev {pair.router_if}",
+                                        f"link set {pair.router_if} up",
+                                        f"route add {pair.peer_tunnel_ip}/32 dev {pair.router_if}"])
+
     def set_endpoint(self, pair: WgPair, endpoint: str) -> None:
         """Set the router side's endpoint for the pair ("ip:port" or "[v6]:port")."""
         host, _ = split_endpoint(endpoint)

@@ -140,9 +140,12 @@ class FakeRoutes:
     def __init__(self):
         self.log = []
 
-    def ensure(self, key, iface, address):
-        self.log.append(("ensure", address))
+    def ensure(self, key, iface, address, probe=False):
+        self.log.append(("probe" if probe else "ensure", address))
         return True
+
+    def end_probes(self, key, keep):
+        self.log.append(("end_probes", keep))
 
     def retain(self, key, keep):
         self.log.append(("retain", keep))
@@ -168,7 +171,7 @@ def test_split_tunnel_needs_no_routes():
     eng, _ = engine(wg, FakeProber({V4.address: 1.0}))
     eng.routes = routes
     eng.round([peer()])
-    assert [op for op, _ in routes.log] == ["retain"]
+    assert [op for op, _ in routes.log] == ["end_probes", "retain"]  # no route made
 
 
 def test_stop_during_verification_restores_the_original():
@@ -271,3 +274,57 @@ def test_a_peer_that_cannot_be_tested_still_gets_the_full_icmp_wait():
     full = peer(allowed_ips=("0.0.0.0/0",), probe_address=None)
     [out] = eng.round([full])
     assert prober.timeouts == [1.0] and out.endpoint == V4
+
+
+def test_recreated_interface_unproven_endpoint_goes_after_answering_candidates_shortly():
+    """netifd made the interface anew (openwrt-facts.md §10): the peer sits on UCI's first
+    address, never verified, no session, no ping reply. Candidates that answer ping go
+    first, and the unproven address gets QUIET_WAIT at most, not the verify_timeout."""
+    wg = FakeWg({"wg0": {K1: dump(endpoint=V6, handshake=0, rx=0)}}, working={V4})
+    eng, clock = engine(wg, FakeProber({V4.address: 2.0}))
+    eng.remembered[("wg0", K1)] = V6B  # verified before the uplink went away; dead now
+    [out] = eng.round([peer(verify_timeout=2.0)])
+    assert tried(wg)[0] == V4 and out.status == "switched" and out.endpoint == V4
+    assert clock.now - 1000 < 1.0
+
+
+def test_recreated_interface_unproven_endpoint_gets_the_short_wait_when_tried():
+    wg = FakeWg({"wg0": {K1: dump(endpoint=V6, handshake=0, rx=0)}}, working=set())
+    eng, _ = engine(wg, FakeProber({}))
+    eng.remembered[("wg0", K1)] = V4
+    waits_seen = []
+    real = eng.verifier.wait_for
+    eng.verifier.wait_for = lambda job: waits_seen.append((job.trying, real(job))) or real(job)
+    [out] = eng.round([peer(verify_timeout=2.0)])
+    assert out.status == "failed" and tried(wg)[-2:] == [V6, V6]  # last, then restored
+    assert (V6, waits.QUIET_WAIT) in waits_seen  # UCI's address: short
+    assert (V6B, 2.0) in waits_seen  # the others, with nothing known: the full wait
+
+
+class NoWayOut(FakeRoutes):
+    """Routes that cannot take 2001:db8:2::2 out of the tunnel (no uplink for it)."""
+
+    def ensure(self, key, iface, address, probe=False):
+        super().ensure(key, iface, address, probe)
+        return address != V6B.address
+
+
+def test_full_tunnel_candidates_are_pinged_only_once_routed_outside_the_tunnel():
+    wg = FakeWg({"wg0": {K1: dump(endpoint=V4)}}, working={V4})
+    prober, routes = FakeProber({}), NoWayOut()
+    eng, _ = engine(wg, prober)
+    eng.routes = routes
+    full = peer(allowed_ips=("0.0.0.0/0", "::/0"), route_allowed_ips=True)
+    eng.round([full])
+    assert prober.calls[0] == [[V6.address, V4.address, V4B.address]]  # not V6B
+    probed = [a for op, a in routes.log if op == "probe"]
+    assert probed == DNS["peer.wg.test"]  # routed first, each one
+    assert routes.log.index(("end_probes", V4.address)) > len(probed) - 1
+
+
+def test_full_tunnel_without_host_routes_pings_none_of_its_covered_candidates():
+    wg = FakeWg({"wg0": {K1: dump(endpoint=V4)}}, working={V4})
+    prober = FakeProber({})
+    eng, _ = engine(wg, prober)
+    eng.round([peer(allowed_ips=("0.0.0.0/0",), route_allowed_ips=True)])
+    assert prober.calls[0] == [[V6.address, V6B.address]]  # IPv6 is not in its tunnel

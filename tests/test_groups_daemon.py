@@ -187,10 +187,17 @@ class FakeRoutes:
 
     def __init__(self):
         self.owned = {}
+        self.probing = {}
 
-    def ensure(self, key, iface, address):
+    def ensure(self, key, iface, address, probe=False):
         self.owned.setdefault(key, set()).add(address)
+        if probe:
+            self.probing.setdefault(key, set()).add(address)
         return True
+
+    def end_probes(self, key, keep):
+        for address in self.probing.pop(key, set()) - {keep}:
+            self.owned.get(key, set()).discard(address)
 
     def retain(self, key, keep):
         self.owned[key] = {a for a in self.owned.get(key, set()) if a == keep}

@@ -45,7 +45,8 @@ class IpRoutes:
     picks the longest prefix, `route add` of an existing destination fails with "File
     exists", `route del` of a missing one with "No such process"."""
 
-    def __init__(self, tunnel="wg0"):
+    def __init__(self, tunnel="wg0", netifd=None):
+        self.netifd = netifd  # `ubus call network.interface dump` output; None: no ubus
         self.table = {"0.0.0.0/1": ("dev", tunnel, None), "128.0.0.0/1": ("dev", tunnel, None)}
         self.defaults = f"default dev {tunnel} scope link\ndefault via 198.51.100.1 dev wan proto static\n"
         self.calls = []
@@ -53,6 +54,10 @@ class IpRoutes:
     def __call__(self, argv, **kw):
         assert "shell" not in kw and kw["timeout"] > 0
         self.calls.append(argv)
+        if argv[0] == "ubus":
+            if self.netifd is None:
+                raise FileNotFoundError(2, "No such file or directory", "ubus")
+            return subprocess.CompletedProcess(argv, 0, self.netifd, "")
         args = [a for a in argv[1:] if a not in ("-4", "-6")]
 
         def ok(out=""):
@@ -75,8 +80,8 @@ class IpRoutes:
         if args[:2] == ["route", "add"]:
             if args[2] in self.table:
                 return err("RTNETLINK answers: File exists")
-            self.table[args[2]] = (args[args.index("via") + 1], args[args.index("dev") + 1],
-                                   args[args.index("proto") + 1])
+            via = args[args.index("via") + 1] if "via" in args else None
+            self.table[args[2]] = (via, args[args.index("dev") + 1], args[args.index("proto") + 1])
             return ok()
         if args[:2] == ["route", "del"]:
             entry = self.table.get(args[2])
@@ -149,7 +154,7 @@ def test_route_failures_are_logged(caplog):
     ip.defaults = "default dev wg0 scope link\n"  # no uplink at all
     routes = HostRoutes(run=ip)
     assert not routes.ensure(W0, "wg0", "192.0.2.2")
-    assert any("no default route outside the tunnel" in r.message for r in caplog.records)
+    assert any("no uplink outside the tunnel" in r.message for r in caplog.records)
 
 
 def test_rundir_atomic_and_pid_ownership(fs):

@@ -54,3 +54,10 @@ def test_verification_wait():
     assert abs(waits.verify_wait(300.0, None, 2.0) - 1.4) < 1e-9
     assert abs(waits.verify_wait(None, 0.2, 2.0) - 1.0) < 1e-9
     assert waits.verify_wait(None, 5.0, 2.0) == 2.0
+
+
+def test_an_unproven_endpoint_without_a_session_gets_the_quiet_wait_at_most():
+    assert waits.verify_wait(None, None, 2.0, unproven=True) == waits.QUIET_WAIT
+    assert waits.verify_wait(None, None, 2.0) == 2.0
+    assert waits.verify_wait(10.0, None, 2.0, unproven=True) == waits.MIN_WAIT  # already short
+    assert waits.verify_wait(None, None, 0.3, unproven=True) == 0.3  # a shorter timeout wins

@@ -193,7 +193,9 @@ class Engine:
                  else p.probe_timeout for p in live]  # untested: ranking is all ICMP gives
         timeout = waits.probe_budget(quiet, self.clock() - start,
                                      max((p.probe_timeout for p in live), default=1.0))
-        probes = self.probe_hint([[e.address for e in found[peer_id(p)]] for p in live], timeout)
+        probes = self.probe_hint([self.verifier.outside(p, found[peer_id(p)]) for p in live],
+                                 timeout)
+        self.verifier.end_probes(live, before)
         for address, probe in probes.items():  # sizes the verification waits
             if probe.rtt_ms is None:
                 self.verifier.rtts.pop(address, None)
@@ -234,9 +236,11 @@ class Engine:
         for peer in live:
             ident = peer_id(peer)
             cur, eps = before[ident].endpoint, found[ident]
+            # a re-created peer was not tested, but its liveness is no mystery: no
+            # session, on an address never verified (waits rule 5)
             decision = policy.decide(cur, alive.get(ident, False), eps, probes,
                                      cand.preferred_family(peer.family),
-                                     unknown=ident not in kicked)
+                                     unknown=ident not in kicked and ident not in recreated)
             if ident in recreated and isinstance(decision, policy.Try):
                 decision = policy.reapply(decision, recreated[ident], peer.interface,
                                           probes)
@@ -255,7 +259,8 @@ class Engine:
                 outcomes[ident] = Outcome(peer, "would-switch", cur,
                                           f"would try {', '.join(map(str, decision.order))}")
             else:
-                jobs.append(Job(peer, before[ident], decision.order, decision.reason))
+                jobs.append(Job(peer, before[ident], decision.order, decision.reason,
+                                unproven=cur if ident in recreated else None))
         for out in self.verifier.run(jobs):
             outcomes[peer_id(out.peer)] = out
         return [_with_hints(outcomes[peer_id(p)], found.get(peer_id(p), []), probes)

@@ -37,8 +37,11 @@ def run(peers: Sequence[PeerConfig], states: MutableMapping[PeerId, st.PeerState
     todo = [(p, b) for p, b in todo if b]
     if not todo:
         return
-    groups = [[c.address for c in b] for _, b in todo]
-    groups += [[ep.address] for p, _ in todo if (ep := state(p).endpoint)]
+    # a full tunnel's candidates are pinged through the uplink, never through the tunnel;
+    # their host routes stay until the peer's next round or switch
+    groups = [engine.verifier.outside(p, b, probe=False) for p, b in todo]
+    groups += [engine.verifier.outside(p, [ep], probe=False)
+               for p, _ in todo if (ep := state(p).endpoint)]
     probes = engine.probe_hint(groups, max(p.probe_timeout for p, _ in todo))
 
     def answered(address: str | None) -> bool:

@@ -12,6 +12,12 @@ goes down and offers no call to remove it, and a route deleted behind its back i
 not installed again by a later add_host_route for the same address. Routes marked
 186 are invisible to netifd, so its own picture stays right, and routes it made
 (proto static, the endpoint host route of wireguard.sh) are never touched here.
+
+The way out is the uplink netifd names (`ubus call network.interface dump`), since a
+full tunnel's default route replaces the uplink's in the kernel (openwrt-facts.md §10);
+without ubus, the kernel's default routes outside the tunnels. A full tunnel's
+candidates get such a route for the length of an ICMP probe too (`probe=True`), so that
+no probe goes through the tunnel it judges.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import logging
 import subprocess
 from collections.abc import Callable
 
-from . import proc
+from . import proc, uplinks
 
 log = logging.getLogger(__name__)
 PROTO = "186"  # route protocol number that marks the daemon's own routes
@@ -54,6 +60,8 @@ class HostRoutes:
         self._timeout = timeout
         self.owned: dict[PeerId, set[str]] = {}  # peer -> endpoints it needs routed
         self.adopted: set[str] = set()  # ours from an earlier run, not claimed yet
+        self.tunnels: set[str] = set()  # WireGuard interfaces seen: never a way out
+        self.probing: dict[PeerId, set[str]] = {}  # routes made for probes only
 
     def _ip(self, *args: str) -> subprocess.CompletedProcess[str] | None:
         try:
@@ -72,51 +80,91 @@ class HostRoutes:
             log.info("found %d host route(s) of an earlier run; keeping those still needed",
                      len(self.adopted))
 
-    def ensure(self, key: PeerId, iface: str, address: str) -> bool:
+    def ensure(self, key: PeerId, iface: str, address: str, probe: bool = False) -> bool:
         """Route `address` outside the tunnel `iface` (checked every time: a route
-        goes away with its uplink). True when it is routed outside."""
+        goes away with its uplink). True when it is routed outside. `probe`: the route
+        is for an ICMP probe only and goes again at `end_probes` unless claimed."""
         mine = self.owned.setdefault(key, set())
+        self.tunnels.add(iface)
         got = self._ip("route", "get", address)
         if got is None or got.returncode != 0:
             why = (got.stderr.strip() if got is not None else "") or "no route"
             log.warning("%s: cannot look up the route to %s: %s", iface, address, why)
             return False
-        if parse_route_get(got.stdout)[1] != iface:
+        if parse_route_get(got.stdout)[1] not in {iface, *self.tunnels}:
             if address in self.adopted or self._is_ours(address):
                 self.adopted.discard(address)
                 mine.add(address)  # already routed by us: keep track of it
             return True
         if self._add(iface, address):
             mine.add(address)
+            if probe:
+                self.probing.setdefault(key, set()).add(address)
             return True
         return False
+
+    def end_probes(self, key: PeerId, keep: str | None) -> None:
+        """Remove the routes made for this peer's probes, except the one for `keep`."""
+        mine = self.owned.get(key, set())
+        for address in sorted(self.probing.pop(key, set()) - {keep}):
+            if address in mine:
+                mine.discard(address)
+                self._delete(address)
 
     def _is_ours(self, address: str) -> bool:
         return any(address in s for s in self.owned.values())
 
+    def _netifd(self) -> list[uplinks.Uplink] | None:
+        """netifd's uplinks (`ubus call network.interface dump`); None without ubus."""
+        try:
+            res = self._run(["ubus", "call", "network.interface", "dump"],
+                            timeout=self._timeout)
+        except (OSError, subprocess.TimeoutExpired):
+            return None  # not OpenWrt, or ubusd is not answering: the kernel's tables
+        if res.returncode != 0:
+            return None
+        try:
+            return uplinks.parse_netifd_dump(res.stdout)
+        except ValueError:
+            log.warning("cannot read `ubus call network.interface dump`; using the "
+                        "kernel's routes")
+            return None
+
+    def path(self, iface: str, address: str) -> uplinks.Path | None:
+        """How `address` is reached outside the tunnel `iface`: through the uplink netifd
+        names (it knows the gateway even when the tunnel's default route replaced the
+        uplink's in the kernel, openwrt-facts.md §10), else the kernel's default routes."""
+        avoid = {iface, *self.tunnels}
+        found = self._netifd()
+        if found is not None:
+            way = uplinks.path_to(found, address, avoid)
+            if way is not None:
+                return way
+        version = 6 if ":" in address else 4
+        table = self._ip(f"-{version}", "route", "show", "default")
+        if table is None or table.returncode != 0:
+            return None
+        return uplinks.path_to(uplinks.parse_kernel_defaults(table.stdout, version), address,
+                               avoid)
+
     def _add(self, iface: str, address: str) -> bool:
-        family = "-6" if ":" in address else "-4"
-        table = self._ip(family, "route", "show", "default")
-        uplink = None
-        for line in (table.stdout if table is not None else "").splitlines():
-            via, dev = parse_route_get(line)
-            if dev is not None and dev != iface:
-                uplink = (via, dev)
-                break
-        if uplink is None:
-            log.warning("%s: no default route outside the tunnel for %s; its packets "
+        way = self.path(iface, address)
+        if way is None:
+            log.warning("%s: no uplink outside the tunnel for %s (netifd names none that is "
+                        "up, and the kernel has no default route outside it); its packets "
                         "would loop into the tunnel", iface, address)
             return False
-        via, dev = uplink
-        argv = [family, "route", "add", address, "dev", dev, "proto", PROTO]
-        if via is not None:
-            argv[4:4] = ["via", via]
+        family = "-6" if ":" in address else "-4"
+        argv = [family, "route", "add", address, "dev", way.device, "proto", PROTO]
+        if way.gateway is not None:
+            argv[4:4] = ["via", way.gateway]
         res = self._ip(*argv)
         if res is None or res.returncode != 0:
             log.warning("%s: adding a host route for %s failed: %s", iface, address,
                         res.stderr.strip() if res is not None else "ip did not run")
             return False
-        log.info("%s: host route %s via %s dev %s", iface, address, via or "(link)", dev)
+        log.info("%s: host route %s via %s dev %s (uplink %s)", iface, address,
+                 way.gateway or "(link)", way.device, way.uplink)
         return True
 
     def _delete(self, address: str) -> None:

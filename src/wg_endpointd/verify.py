@@ -35,7 +35,8 @@ class WgLike(Protocol):
 
 
 class RoutesLike(Protocol):
-    def ensure(self, key: PeerId, iface: str, address: str) -> bool: ...
+    def ensure(self, key: PeerId, iface: str, address: str, probe: bool = False) -> bool: ...
+    def end_probes(self, key: PeerId, keep: str | None) -> None: ...
     def retain(self, key: PeerId, keep: str | None) -> None: ...
     def keep_only(self, peers: set[PeerId]) -> None: ...
     def adopt(self) -> None: ...
@@ -51,6 +52,7 @@ class Job:
     original: PeerDump  # as the round found it
     order: tuple[Endpoint, ...]
     reason: str
+    unproven: Endpoint | None = None  # never verified, and the peer has no session
     index: int = 0
     deadline: float = 0.0
     started: float = 0.0
@@ -88,9 +90,11 @@ class Verifier:
     def wait_for(self, job: Job) -> float:
         """How long a candidate gets: a few times what is known about the path (its ICMP
         round trip, else how long the peer's last verified switch took), never less than
-        MIN_WAIT; the full verify_timeout when nothing is known (waits.verify_wait)."""
+        MIN_WAIT; the full verify_timeout when nothing is known; QUIET_WAIT at most for
+        an endpoint never verified on a peer without a session (waits.verify_wait)."""
         return verify_wait(self.rtts.get(job.trying.address),
-                           self.learned.get(peer_id(job.peer)), job.peer.verify_timeout)
+                           self.learned.get(peer_id(job.peer)), job.peer.verify_timeout,
+                           unproven=job.trying == job.unproven)
 
     def _guarded_reset(self, jobs: Sequence[Job], target: Callable[[Job], Endpoint],
                        what: str) -> list[Job]:
@@ -148,6 +152,29 @@ class Verifier:
         """Full tunnels: keep the endpoint's packets out of the tunnel itself."""
         if self.routes is not None and covers_endpoint(peer, endpoint.address):
             self.routes.ensure(peer_id(peer), peer.interface, endpoint.address)
+
+    def outside(self, peer: PeerConfig, endpoints: Sequence[Endpoint],
+                probe: bool = True) -> list[str]:
+        """The addresses an ICMP probe reaches without passing through the peer's own
+        tunnel: all of a split tunnel's; a full tunnel's only once a host route of the
+        daemon's takes them out through the uplink (a probe through the tunnel would
+        reach the server and make a dead path look alive)."""
+        out = []
+        for ep in endpoints:
+            if not covers_endpoint(peer, ep.address):
+                out.append(ep.address)
+            elif self.routes is not None and self.routes.ensure(
+                    peer_id(peer), peer.interface, ep.address, probe=probe):
+                out.append(ep.address)
+        return out
+
+    def end_probes(self, peers: Sequence[PeerConfig], before: Mapping[PeerId, PeerDump]) -> None:
+        """Remove the host routes made only for probes (the endpoint's stays)."""
+        if self.routes is None:
+            return
+        for peer in peers:
+            cur = before[peer_id(peer)].endpoint
+            self.routes.end_probes(peer_id(peer), cur.address if cur else None)
 
     def keep_route(self, peer: PeerConfig, endpoint: Endpoint | None) -> None:
         """A peer stays where it is: its route exists (an uplink flap removes it) and

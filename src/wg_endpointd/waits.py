@@ -13,6 +13,9 @@ Rules:
    slow resolution, and never longer than the probe timeout.
 4. A candidate gets a few ICMP round trips, else a few times the peer's last handshake
    time, never less than MIN_WAIT; the full verify_timeout only when nothing is known.
+5. An endpoint the daemon never verified, on a peer with no session (netifd just made the
+   interface anew from UCI), gets QUIET_WAIT at most, as a sessionless peer's liveness
+   does: there is no session to lose, and a live path answers a handshake fast.
 """
 
 from __future__ import annotations
@@ -63,9 +66,9 @@ def probe_budget(quiet_windows: Iterable[float], elapsed: float, ceiling: float)
     return min(ceiling, max(PROBE_FLOOR, longest - elapsed))
 
 
-def verify_wait(rtt_ms: float | None, learned: float | None, full: float) -> float:
-    """Seconds a candidate gets to verify (rule 4)."""
+def verify_wait(rtt_ms: float | None, learned: float | None, full: float,
+                unproven: bool = False) -> float:
+    """Seconds a candidate gets to verify (rule 4); `unproven`: rule 5."""
     guide = rtt_ms / 1000 if rtt_ms is not None else learned
-    if guide is None:
-        return full
-    return min(full, max(MIN_WAIT, 4 * guide + 0.2))
+    wait = full if guide is None else min(full, max(MIN_WAIT, 4 * guide + 0.2))
+    return min(wait, QUIET_WAIT) if unproven else wait

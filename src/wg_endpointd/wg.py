@@ -79,8 +79,10 @@ def reset_args(resets: Sequence[Reset]) -> tuple[list[str], list[str]]:
     gets it switched off again by a third entry in the same call. WireGuard
     applies one `wg set` as a single configuration transaction, so the peer is
     never left with the temporary keepalive, whenever the daemon is stopped.
-    Preshared keys go through /dev/fd pipes, never through argv; the i-th psk
-    text is read from the placeholder `@PSK{i}`.
+    Preshared keys go through pipes named /proc/self/fd/N, never through argv;
+    the i-th psk text is read from the placeholder `@PSK{i}`. A router's /dev is
+    the small tmpfs procd mounts at boot and has no /dev/fd (openwrt/procd
+    initd/early.c); /proc/self/fd exists wherever /proc is mounted.
     """
     args: list[str] = []
     psks: list[str] = []
@@ -182,7 +184,7 @@ class WgClient:
                 os.write(write_fd, psk.encode() + b"\n")
                 os.close(write_fd)
                 fds.append(read_fd)
-                args[args.index(f"@PSK{i}")] = f"/dev/fd/{read_fd}"
+                args[args.index(f"@PSK{i}")] = f"/proc/self/fd/{read_fd}"
             self._call(["set", iface, *args], pass_fds=fds)
         finally:
             for fd in fds:

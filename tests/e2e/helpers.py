@@ -49,13 +49,20 @@ def write_config(tmp: Path, pairs: list[WgPair], sections: str, own: str = "") -
     return str(confdir)
 
 
-def run_cli(lab: Lab, *args: str, timeout: float = 60) -> tuple[subprocess.CompletedProcess[str], float]:
-    """Run `python -m wg_endpointd ARGS` inside the router namespace; (result, seconds)."""
-    env = dict(os.environ, PYTHONPATH=SRC)
+# `unshare -m sh router-dev.sh CMD...`: CMD sees /dev as procd makes it on a router,
+# with no /dev/fd (tests/shell/router-dev.sh).
+ROUTER_DEV = ["unshare", "-m", "sh", str(Path(__file__).parent.parent / "shell" / "router-dev.sh")]
+
+
+def run_cli(lab: Lab, *args: str, timeout: float = 60, env: dict[str, str] | None = None
+            ) -> tuple[subprocess.CompletedProcess[str], float]:
+    """Run `python -m wg_endpointd ARGS` inside the router namespace, with a router's
+    /dev (ROUTER_DEV); (result, seconds)."""
+    env = dict(os.environ, PYTHONPATH=SRC, **(env or {}))
     env.setdefault("WG_ENDPOINTD_RUN_DIR", os.path.join(lab.tmpdir, "run"))  # its own lock
     start = time.monotonic()
-    res = lab.router([sys.executable, "-m", "wg_endpointd", *args], timeout=timeout,
-                     check=False, env=env)
+    res = lab.router([*ROUTER_DEV, sys.executable, "-m", "wg_endpointd", *args],
+                     timeout=timeout, check=False, env=env)
     return res, time.monotonic() - start
 
 
@@ -129,3 +136,18 @@ def reap(proc: subprocess.Popen[str], timeout: float = 20) -> str:
         os.killpg(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate(timeout=5)
     return out or ""
+
+
+def rebuild_as_netifd_does(lab: Lab, run_dir: Path, pair: WgPair, dead: Link, first: Link,
+                           uplink: str) -> None:
+    """The uplink that carried the endpoint goes down, in the order real netifd showed
+    (openwrt-facts.md §10): wg deleted, `ifdown wg`, `ifdown <uplink>`, wg created again
+    by wireguard.sh with the peer on the first address of a fresh DNS answer (no session,
+    no handshake), `ifup-failed wg`, `ifup wg`."""
+    lab.block(dead, "all")
+    lab.delete_router_interface(pair)
+    hotplug(lab, run_dir, ACTION="ifdown", INTERFACE=pair.router_if)
+    hotplug(lab, run_dir, ACTION="ifdown", INTERFACE=uplink)
+    lab.create_router_interface(pair, first.endpoint())
+    hotplug(lab, run_dir, ACTION="ifup-failed", INTERFACE=pair.router_if)
+    hotplug(lab, run_dir, ACTION="ifup", INTERFACE=pair.router_if)
