@@ -79,6 +79,15 @@ def test_views_use_only_what_the_modules_export() -> None:
                     (dep.replace(".", "/") + ".js")).is_file()
 
 
+def test_views_load_only_resources_that_exist() -> None:
+    """luci.js L.resource(path) is the URL of luci-static/resources/<path>; luci.mk ships htdocs/."""
+    named = [(view.name, path) for view in VIEWS.rglob("*.js")
+             for path in re.findall(r"L\.resource\('([^']+)'\)", view.read_text())]
+    assert ("status.js", "wg-endpointd/status.css") in named
+    for view, path in named:
+        assert (APP / "htdocs" / "luci-static" / "resources" / path).is_file(), (view, path)
+
+
 def test_makefile_is_luci_mk_style() -> None:
     text = (APP / "Makefile").read_text()
     assert re.search(r"^LUCI_TITLE:=\S", text, re.M)

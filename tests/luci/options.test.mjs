@@ -78,3 +78,24 @@ test('flag values: the daemon\'s booleans become 1 and 0, the rest stays', () =>
   for (const v of ['maybe', 'On', 'TRUE', 'OFF', 'Disabled']) assert.equal(options.flagValue(v), v);
   assert.equal(options.flagValue(undefined), undefined);
 });
+
+test('global options sit on the General or the Advanced tab; every timer is advanced', () => {
+  for (const spec of options.GLOBALS)
+    assert.ok(['general', 'advanced'].includes(spec.tab), spec.name);
+  const advanced = options.GLOBALS.filter((g) => g.tab === 'advanced').map((g) => g.name);
+  assert.deepEqual(advanced, ['probe_timeout', 'verify_timeout', 'check_interval', 'dead_after',
+    'failback_hold', 'resolve_interval', 'backoff_max', 'trigger']);
+  for (const spec of options.GLOBALS.filter((g) => g.type === 'number'))
+    assert.equal(spec.tab, 'advanced', spec.name);
+  for (const spec of [...options.PEER, ...options.GROUP])
+    assert.equal(spec.tab, undefined, spec.name); // their grids have no tabs
+});
+
+test('a checkbox\'s help says what ticking it does, never what 1 or 0 mean', () => {
+  const flags = [...options.GLOBALS, ...options.PEER].filter((s) => s.type === 'flag');
+  assert.deepEqual(flags.map((s) => s.name), ['enabled', 'host_routes', 'managed']);
+  for (const spec of flags) {
+    assert.doesNotMatch(spec.help, /(^|[^\w.])[01](?![\w.])/, spec.name);
+    assert.match(spec.help, /\bUntick/, spec.name);
+  }
+});

@@ -38,6 +38,71 @@ test('ago counts against the router clock', () => {
   for (const never of [null, undefined, 0, -1, 'x', NaN]) assert.equal(shape.ago(T, never), 'never');
 });
 
+test('badge classes: danger for down, warning for fallback, success for healthy, neutral stays neutral', () => {
+  assert.equal(shape.labelClass('down'), 'label danger');
+  assert.equal(shape.labelClass('fallback'), 'label warning');
+  assert.equal(shape.labelClass('healthy'), 'label success');
+  assert.equal(shape.labelClass('unknown'), 'label notice');
+  assert.equal(shape.labelClass('unmanaged'), 'label');
+  for (const odd of ['weird', undefined, null, 'constructor', '__proto__', 'toString']) {
+    assert.equal(shape.labelClass(odd), 'label notice', String(odd));
+    assert.deepEqual(shape.badge(odd), { state: 'unknown', label: 'unknown', cls: 'label notice' });
+  }
+});
+
+// Which colour variable each theme gives a <span class="label X">, read from
+// openwrt/luci themes/<theme>/htdocs/luci-static/<name>/cascade.css (bootstrap
+// as of its CSS-variable rework, openwrt2020 with .label.success, material),
+// and which of the variables status.css falls back through each theme defines.
+const THEMES = {
+  bootstrap: {
+    label: { '': '--background-color-low', important: '--primary-color-high', notice: '--primary-color-high',
+             warning: '--warn-color-high', success: '--success-color-high' },
+    defines: ['--error-color-high'], error: '--error-color-high' },
+  openwrt2020: {
+    label: { '': '--main-bright-color', warning: '--danger-color', success: '--success-color' },
+    defines: ['--danger-color'], error: '--danger-color' },
+  material: {
+    label: { notice: '--notice-color', danger: '--danger-color', warning: '--warning-color',
+             success: '--success-color' },
+    defines: ['--danger-color'], error: '--danger-color' },
+};
+const STATUS_CSS = readFileSync(join(ROOT, 'openwrt', 'luci', 'luci-app-wg-endpointd', 'htdocs',
+  'luci-static', 'resources', 'wg-endpointd', 'status.css'), 'utf8');
+
+// The background a class attribute gets: the most specific .label[.X] rule
+// that matches, the page's status.css (loaded after the theme) winning ties.
+function background(theme, cls) {
+  const classes = cls.split(/\s+/);
+  if (classes[0] !== 'label') return null;
+  let best = null;
+  for (const [mod, colour] of Object.entries(theme.label))
+    if (!mod || classes.includes(mod))
+      if (!best || (mod ? 2 : 1) >= best.weight) best = { weight: mod ? 2 : 1, colour };
+  for (const [, sel, body] of STATUS_CSS.matchAll(/^([^{}\n]+?)\s*\{([^}]*)\}/gm)) {
+    const want = sel.trim().split('.').filter(Boolean);
+    const decl = /background-color:\s*([^;]+);/.exec(body);
+    if (!decl || !want.every((c) => classes.includes(c))) continue;
+    const chain = decl[1].match(/--[\w-]+|#[0-9a-fA-F]{3,6}/g);
+    const colour = chain.find((v) => !v.startsWith('--') || theme.defines.includes(v));
+    if (!best || want.length >= best.weight) best = { weight: want.length, colour };
+  }
+  return best && best.colour;
+}
+
+test('in bootstrap, openwrt2020 and material a down peer is the theme\'s error colour, never a neutral one', () => {
+  for (const [name, theme] of Object.entries(THEMES)) {
+    const of = (state) => background(theme, shape.labelClass(state));
+    assert.equal(of('down'), theme.error, name);
+    assert.notEqual(of('down'), of('unknown'), name);
+    assert.notEqual(of('down'), of('unmanaged'), name);
+    assert.equal(of('healthy'), theme.label.success, name);
+    assert.equal(of('fallback'), theme.label.warning, name);
+  }
+  // what the page looked like before: "important" is bootstrap's neutral blue
+  assert.equal(background(THEMES.bootstrap, 'label important'), background(THEMES.bootstrap, 'label notice'));
+});
+
 test('bytes and rtt', () => {
   assert.equal(shape.bytes(188), '188 B');
   assert.equal(shape.bytes(1536), '1.50 KiB');
@@ -53,7 +118,7 @@ test('healthy: rows grouped by interface with endpoint, since, counters', () => 
   assert.deepEqual(m.interfaces.map((i) => i.name), ['wg0', 'wg1']);
   const home = rows(m).find((r) => r.key === KEYS.home);
   assert.equal(home.name, 'Home server');
-  assert.deepEqual(home.badge, { state: 'healthy', label: 'healthy', cls: 'success' });
+  assert.deepEqual(home.badge, { state: 'healthy', label: 'healthy', cls: 'label success' });
   assert.equal(home.endpoint, '[2001:db8:1::2]:51820');
   assert.equal(home.since, '1 h ago');
   assert.equal(home.verified, '20 s ago');
@@ -78,7 +143,7 @@ test('fallback shows the switch and marks the active candidate', () => {
   const m = shape.model(status(fixture('fallback'), { live: [] }), {});
   const home = rows(m).find((r) => r.key === KEYS.home);
   assert.equal(home.badge.state, 'fallback');
-  assert.equal(home.badge.cls, 'warning');
+  assert.equal(home.badge.cls, 'label warning');
   assert.deepEqual(home.lastSwitch, {
     from: '[2001:db8:1::2]:51820', to: '192.0.2.2:51820',
     reason: 'no handshake within 2 s', when: '2 min ago',
@@ -91,7 +156,7 @@ test('rows sort down first, then by name', () => {
   const m = shape.model(status(fixture('down')), {});
   const wg0 = m.interfaces.find((i) => i.name === 'wg0').rows;
   assert.deepEqual(wg0.map((r) => r.badge.state), ['down', 'healthy']);
-  assert.equal(wg0[0].badge.cls, 'important');
+  assert.equal(wg0[0].badge.cls, 'label danger');
   const two = { peers: [
     { interface: 'wg0', public_key: KEYS.office, description: 'b', phase: 'healthy' },
     { interface: 'wg0', public_key: KEYS.home, description: 'a', phase: 'healthy' },
@@ -172,8 +237,8 @@ test('standby groups show the active member and each member\'s health', () => {
   const g = m.groups[0];
   assert.equal(g.active, 'VPN A');
   assert.deepEqual(g.members, [
-    { name: 'VPN A', health: 'alive', handshake: '12 s ago', active: true },
-    { name: 'VPN B', health: 'dead', handshake: 'never', active: false },
+    { name: 'VPN A', health: 'alive', handshake: '12 s ago', active: true, badge: shape.badge('healthy') },
+    { name: 'VPN B', health: 'dead', handshake: 'never', active: false, badge: shape.badge('down') },
   ]);
   assert.equal(g.lastFailover, null);
   const failed = fixture('healthy');
@@ -183,6 +248,9 @@ test('standby groups show the active member and each member\'s health', () => {
   const g2 = shape.model(status(failed), {}).groups[0];
   assert.deepEqual(g2.lastFailover, { from: 'VPN A', to: 'VPN B', reason: 'dead', when: '1 min ago' });
   assert.equal(g2.members[1].health, 'unknown');
+  assert.equal(g2.members[1].badge.cls, 'label notice');
+  failed.groups[0].members[1].health = 'constructor'; // a name Object.prototype knows
+  assert.equal(shape.model(status(failed), {}).groups[0].members[1].badge.state, 'unknown');
 });
 
 test('check now: waiting, done with counts, timeout, stopped', () => {

@@ -4,7 +4,7 @@
 // line of render() and the handlers and look at what they build.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { load, ROOT } from './luci.mjs';
 
@@ -68,11 +68,14 @@ function luci(answers) {
           addNotification: (t, msg) => calls.push(['ui', 'notification', [text(msg)]]) },
     dom: { content: (node, tree) => contents.push(tree) },
   };
+  const head = [];
   const env = {
-    L: { bind: (fn, self) => fn.bind(self), resolveDefault: (p, d) => Promise.resolve(p).catch(() => d) },
-    document: { querySelector: () => ({}) },
+    // luci.js: L.resource() is the URL of a file under luci-static/resources.
+    L: { bind: (fn, self) => fn.bind(self), resolveDefault: (p, d) => Promise.resolve(p).catch(() => d),
+         resource: (...parts) => ['/luci-static/resources', ...parts].join('/') },
+    document: { querySelector: (sel) => (sel === 'head' ? { appendChild: (n) => head.push(n) } : {}) },
   };
-  return { known, env, calls, polls, contents };
+  return { known, env, calls, polls, contents, head };
 }
 
 function statusAnswer(state, running = true) {
@@ -93,6 +96,7 @@ test('status view: rows, badges, check now, polled every 5 s', async () => {
     'no handshake within 2 s', 'Check now', 'no reply'])
     assert.ok(all.includes(want), want);
   assert.ok(find(page, (n) => n.tag === 'span' && n.attrs.class === 'label warning').length);
+  assert.equal(find(page, (n) => /\blabel \w/.test(n.attrs.class || '') && /important/.test(n.attrs.class)).length, 0);
   assert.equal(find(page, (n) => /Start the service/.test(text(n)) && n.tag === 'button').length, 0);
   const check = find(page, (n) => n.tag === 'button' && text(n) === 'Check now')[0];
   await check.attrs.click();
@@ -102,6 +106,29 @@ test('status view: rows, badges, check now, polled every 5 s', async () => {
   assert.equal(contents.length, 2);
   assert.equal(view.handleSave, null);
   assert.equal(view.handleSaveApply, null);
+});
+
+test('status view: a down peer and a dead standby wear the danger label, and the page adds status.css', async () => {
+  const state = fixture('down');
+  state.groups = [{ name: 'vpn', interface: 'wg0', active: KEYS.home, members: [
+    { public_key: KEYS.home, description: 'Home server', health: 'alive', latest_handshake: 1795302990 },
+    { public_key: KEYS.office, health: 'dead', latest_handshake: 0 }] }];
+  const { known, env, head } = luci({ status: statusAnswer(state) });
+  known.uci = uciStore({ network: NETWORK, 'wg-endpointd': OWN });
+  const view = new (load('view.wg-endpointd.status', known, env).constructor)();
+  const page = view.render(await view.load());
+  const labels = find(page, (n) => n.tag === 'span' && /^label\b/.test(n.attrs.class || ''));
+  const byText = (t) => labels.filter((n) => text(n) === t).map((n) => n.attrs.class);
+  assert.deepEqual([...new Set(byText('down'))], ['label danger']);
+  assert.deepEqual([...new Set(byText('healthy'))], ['label success']);
+  // group members: alive -> success, dead -> danger, as the peer rows
+  const members = find(page, (n) => n.tag === 'td' && n.attrs['data-title'] === 'Members')[0];
+  assert.deepEqual(find(members, (n) => n.tag === 'span').map((n) => n.attrs.class),
+    ['label success', 'label danger']);
+  assert.deepEqual(head.map((n) => [n.tag, n.attrs.rel, n.attrs.href]),
+    [['link', 'stylesheet', '/luci-static/resources/wg-endpointd/status.css']]);
+  assert.ok(existsSync(join(ROOT, 'openwrt', 'luci', 'luci-app-wg-endpointd', 'htdocs',
+    'luci-static', 'resources', 'wg-endpointd', 'status.css')));
 });
 
 test('status view: a stopped daemon gets a start button that asks check to start', async () => {
@@ -138,9 +165,23 @@ function formStub() {
     }
     value(k, l) { this.keylist.push(k); this.vallist.push(l ?? k); }
   }
+  // form.js AbstractSection: tab(name, title, description) declares a tab,
+  // taboption(tab, cls, ...) adds an option to it; a tabbed section renders
+  // only the options of its tabs.
   class Section {
-    constructor(cls, args) { Object.assign(this, { cls, args, options: [] }); }
+    constructor(cls, args) { Object.assign(this, { cls, args, options: [], tabs: null }); }
     option(cls, name, title, descr) { const o = new Option(cls, name, title, descr); this.options.push(o); return o; }
+    tab(name, title, descr) {
+      this.tabs = this.tabs || {};
+      assert.ok(!this.tabs[name], 'tab declared twice: ' + name);
+      this.tabs[name] = { title, description: descr };
+    }
+    taboption(tab, ...args) {
+      assert.ok(this.tabs && this.tabs[tab], 'no tab ' + tab);
+      const o = this.option(...args);
+      o.tab = tab;
+      return o;
+    }
   }
   class Map {
     constructor(conf, title, descr) { Object.assign(this, { conf, title, descr, sections: [] }); made.push(this); }
@@ -162,6 +203,10 @@ test('settings view: every option of the table, with placeholders and validation
   const [globals, peers] = map.sections;
   assert.deepEqual(globals.args, ['globals', 'globals', 'Settings']);
   assert.deepEqual(globals.options.map((o) => o.name), options.GLOBALS.map((g) => g.name));
+  assert.deepEqual(Object.keys(globals.tabs), ['general', 'advanced']);
+  assert.deepEqual([globals.tabs.general.title, globals.tabs.advanced.title], ['General Settings', 'Advanced Settings']);
+  // a tabbed section shows only options on a tab
+  assert.deepEqual(globals.options.filter((o) => !globals.tabs[o.tab]).map((o) => o.name), []);
   const opt = Object.fromEntries(globals.options.map((o) => [o.name, o]));
   assert.equal(opt.enabled.cls, 'Flag');
   assert.equal(opt.host_routes.cfgvalue('globals'), '1'); // 'yes' in the file
@@ -196,6 +241,22 @@ test('settings view: every option of the table, with placeholders and validation
   assert.notEqual(p.probe_address.validate('p1', '10.0.0'), true);
   assert.equal(p.probe_address.modalonly, true);
   assert.equal(p.managed.modalonly, false);
+});
+
+test('settings view: everyday settings on General, the tuning knobs on Advanced', async () => {
+  const { form } = formStub();
+  const uci = uciStore({ network: NETWORK, 'wg-endpointd': OWN });
+  const view = new (load('view.wg-endpointd.settings', { view: luci({}).known.view, form, uci }, luci({}).env).constructor)();
+  await view.load();
+  const [globals, peers, groups] = view.render().sections;
+  const onTab = (tab) => globals.options.filter((o) => o.tab === tab).map((o) => o.name);
+  assert.deepEqual(onTab('general'), ['enabled', 'log_level', 'family', 'host_routes', 'interface']);
+  assert.deepEqual(onTab('advanced'), ['probe_timeout', 'verify_timeout', 'check_interval', 'dead_after',
+    'failback_hold', 'resolve_interval', 'backoff_max', 'trigger']);
+  // the grids keep their options untabbed
+  assert.equal(peers.tabs, null);
+  assert.equal(groups.tabs, null);
+  assert.ok(peers.options.every((o) => o.tab === undefined));
 });
 
 test('settings view: creates the globals section when the file has none', async () => {

@@ -137,36 +137,40 @@ function checkHost(host) {
 
 /*
  * type: flag, choice, number, iflist (interface names), hosts (candidates),
- * address. default: the daemon's default, shown as placeholder.
+ * address. default: the daemon's default, shown as placeholder. help: the
+ * comment above the option in the shipped file, except for a flag: the page
+ * shows a checkbox, so its help says what ticking it does, not what 1 and 0
+ * mean. tab: where the settings page puts a global option; the timers and
+ * the wake-up list are for tuning and go to "advanced".
  */
 var GLOBALS = [
-	{ name: 'enabled', type: 'flag', default: '1', title: _('Enabled'),
-	  help: _('1 runs the daemon, 0 keeps it stopped.') },
-	{ name: 'log_level', type: 'choice', default: 'info', title: _('Log level'),
+	{ name: 'enabled', type: 'flag', default: '1', title: _('Enabled'), tab: 'general',
+	  help: _('Run the daemon. Untick to stop it; these settings are kept.') },
+	{ name: 'log_level', type: 'choice', default: 'info', title: _('Log level'), tab: 'general',
 	  choices: [ 'debug', 'info', 'warning', 'error' ],
 	  help: _('Log detail: debug, info, warning or error.') },
-	{ name: 'family', type: 'choice', default: 'auto', title: _('Address family'),
+	{ name: 'family', type: 'choice', default: 'auto', title: _('Address family'), tab: 'general',
 	  choices: [ 'auto', 'ipv6', 'ipv4' ],
 	  help: _('Preferred address family: auto (IPv6 first, as RFC 6724), ipv6 or ipv4.') },
-	{ name: 'probe_timeout', type: 'number', default: '1.0', title: _('Probe timeout'),
+	{ name: 'probe_timeout', type: 'number', default: '1.0', title: _('Probe timeout'), tab: 'advanced',
 	  help: _('How long to wait for ICMP echo replies; ICMP only ranks candidates.') },
-	{ name: 'verify_timeout', type: 'number', default: '2.0', title: _('Verify timeout'),
+	{ name: 'verify_timeout', type: 'number', default: '2.0', title: _('Verify timeout'), tab: 'advanced',
 	  help: _('How long WireGuard gets to show a handshake or received bytes after a switch.') },
-	{ name: 'check_interval', type: 'number', default: '10', title: _('Check interval'),
+	{ name: 'check_interval', type: 'number', default: '10', title: _('Check interval'), tab: 'advanced',
 	  help: _('Liveness check period for each peer (one small datagram into the tunnel).') },
-	{ name: 'dead_after', type: 'number', default: '30', title: _('Dead after'),
+	{ name: 'dead_after', type: 'number', default: '30', title: _('Dead after'), tab: 'advanced',
 	  help: _('A peer with no sign of life for this long counts as dead and is moved.') },
-	{ name: 'failback_hold', type: 'number', default: '300', title: _('Failback hold'),
+	{ name: 'failback_hold', type: 'number', default: '300', title: _('Failback hold'), tab: 'advanced',
 	  help: _('A preferred candidate must stay healthy this long before failing back to it.') },
-	{ name: 'resolve_interval', type: 'number', default: '300', title: _('Resolve interval'),
+	{ name: 'resolve_interval', type: 'number', default: '300', title: _('Resolve interval'), tab: 'advanced',
 	  help: _('Re-resolve endpoint host names this often (and on every interface event).') },
-	{ name: 'backoff_max', type: 'number', default: '300', title: _('Maximum backoff'),
+	{ name: 'backoff_max', type: 'number', default: '300', title: _('Maximum backoff'), tab: 'advanced',
 	  help: _('Longest wait between retries while no candidate works.') },
-	{ name: 'host_routes', type: 'flag', default: '1', title: _('Host routes'),
-	  help: _('1 adds host routes for new endpoints of full-tunnel peers, 0 leaves routes alone.') },
-	{ name: 'interface', type: 'iflist', wireguard: true, title: _('Interfaces'),
+	{ name: 'host_routes', type: 'flag', default: '1', title: _('Host routes'), tab: 'general',
+	  help: _('Give the endpoint in use of a full-tunnel peer a host route through the uplink, so that the tunnel does not carry its own packets. Unticked, the daemon adds no routes and removes its own.') },
+	{ name: 'interface', type: 'iflist', wireguard: true, title: _('Interfaces'), tab: 'general',
 	  help: _('WireGuard interfaces to manage; none listed means every proto \'wireguard\' interface.') },
-	{ name: 'trigger', type: 'iflist', title: _('Trigger interfaces'),
+	{ name: 'trigger', type: 'iflist', title: _('Trigger interfaces'), tab: 'advanced',
 	  help: _('Interfaces whose hotplug events wake the daemon; none listed means all.') }
 ];
 
@@ -174,7 +178,7 @@ var GLOBALS = [
  * peer chooser. Empty values inherit the global setting. */
 var PEER = [
 	{ name: 'managed', type: 'flag', default: '1', title: _('Managed'),
-	  help: _('0 leaves this peer alone.') },
+	  help: _('The daemon keeps this peer on a working endpoint. Untick to leave it alone.') },
 	{ name: 'candidate', type: 'hosts', title: _('Backup hosts'),
 	  help: _('Extra candidates sharing the peer\'s key: host, host:port or [ipv6]:port.') },
 	{ name: 'family', type: 'choice', inherit: 'family', title: _('Address family'),

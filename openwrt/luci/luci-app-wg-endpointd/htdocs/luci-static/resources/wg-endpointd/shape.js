@@ -58,18 +58,56 @@ function shortKey(key) {
 	return String(key || '').substring(0, 8) + '…';
 }
 
-/* state -> label and the LuCI label class that colours it. */
+/*
+ * The class attribute of a state's badge. LuCI's themes colour a
+ * <span class="label X"> by X and differ in which X they know (openwrt/luci
+ * themes/<theme>/htdocs/luci-static/<name>/cascade.css):
+ *   luci-theme-bootstrap: .label grey, .label.success green, .label.warning
+ *     yellow, .label.notice and .label.important the primary blue; no red
+ *     label at all (.label.important was red until the theme moved to colour
+ *     variables: that is how "down" came to wear the neutral blue);
+ *   luci-theme-openwrt-2020: .label blue, .label.success green,
+ *     .label.warning red (its --danger-color);
+ *   luci-theme-material: .label.notice, .label.danger, .label.warning,
+ *     .label.success.
+ * "danger" is the name LuCI's themes give to failure (.alert-message.danger
+ * in all three, .label.danger in material; luci-app-mwan3's status/overview.js
+ * shows an offline interface as alert-message danger, an online one as
+ * success). wg-endpointd/status.css paints .label.danger with the theme's own
+ * error colour where the theme has no rule for it. Neutral states keep the
+ * theme's neutral label.
+ */
+var LABEL_CLASS = {
+	healthy: 'label success',
+	fallback: 'label warning',
+	down: 'label danger',
+	unknown: 'label notice',
+	unmanaged: 'label'
+};
+
+function own(table, key) {
+	return Object.prototype.hasOwnProperty.call(table, key);
+}
+
+function labelClass(state) {
+	return own(LABEL_CLASS, state) ? LABEL_CLASS[state] : LABEL_CLASS.unknown;
+}
+
+/* state -> label text and class attribute. */
 function badge(state) {
 	var labels = {
-		healthy: [ _('healthy'), 'success' ],
-		fallback: [ _('fallback'), 'warning' ],
-		down: [ _('down'), 'important' ],
-		unmanaged: [ _('not managed'), '' ],
-		unknown: [ _('unknown'), 'notice' ]
+		healthy: _('healthy'),
+		fallback: _('fallback'),
+		down: _('down'),
+		unmanaged: _('not managed'),
+		unknown: _('unknown')
 	};
-	var s = labels[state] ? state : 'unknown';
-	return { state: s, label: labels[s][0], cls: labels[s][1] };
+	var s = own(labels, state) ? state : 'unknown';
+	return { state: s, label: labels[s], cls: labelClass(s) };
 }
+
+/* A standby group member's health as a badge state. */
+var HEALTH = { alive: 'healthy', dead: 'down' };
 
 var TRUE = [ '1', 'on', 'true', 'yes', 'enabled' ];
 
@@ -205,7 +243,8 @@ function groupOf(g, now) {
 		members: members.map(function(m) {
 			return {
 				name: nameOf[m.public_key],
-				health: [ 'alive', 'dead' ].indexOf(m.health) >= 0 ? m.health : 'unknown',
+				health: own(HEALTH, m.health) ? m.health : 'unknown',
+				badge: badge(own(HEALTH, m.health) ? HEALTH[m.health] : 'unknown'),
 				handshake: ago(now, m.latest_handshake),
 				active: m.public_key == g.active
 			};
@@ -319,6 +358,7 @@ return baseclass.extend({
 	bytes: bytes,
 	rtt: rtt,
 	shortKey: shortKey,
+	labelClass: labelClass,
 	badge: badge,
 	network: network,
 	row: row,

@@ -15,16 +15,22 @@ var MESSAGES = {
 	prefixes: _('Expecting addresses with an optional prefix length, such as 0.0.0.0/0')
 };
 
-/* One form option from a row of the options table. */
-function addOption(s, spec, ctx) {
+/* One form option from a row of the options table, on its tab when the
+ * section has tabs. */
+function addOption(s, spec, ctx, tab) {
 	var help = spec.help, o;
 
 	if (!help && spec.inherit)
 		help = options.GLOBALS.filter(function(g) { return g.name == spec.inherit; })[0].help;
 
+	function add(cls) {
+		return tab ? s.taboption(tab, cls, spec.name, spec.title, help)
+			: s.option(cls, spec.name, spec.title, help);
+	}
+
 	switch (spec.type) {
 	case 'flag':
-		o = s.option(form.Flag, spec.name, spec.title, help);
+		o = add(form.Flag);
 		o.default = spec.default;
 		o.rmempty = false;
 		o.cfgvalue = function(section_id) {
@@ -33,7 +39,7 @@ function addOption(s, spec, ctx) {
 		break;
 
 	case 'choice':
-		o = s.option(form.ListValue, spec.name, spec.title, help);
+		o = add(form.ListValue);
 		if (spec.inherit)
 			o.value('', _('as in the settings (%s)').format(ctx.global(spec.inherit)));
 		spec.choices.forEach(function(c) { o.value(c); });
@@ -43,14 +49,14 @@ function addOption(s, spec, ctx) {
 	case 'iflist':
 	case 'hosts':
 	case 'prefixes':
-		o = s.option(form.DynamicList, spec.name, spec.title, help);
+		o = add(form.DynamicList);
 		(spec.type == 'iflist' ? (spec.wireguard ? ctx.wg : ctx.all) : []).forEach(function(n) {
 			o.value(n);
 		});
 		break;
 
 	default:
-		o = s.option(form.Value, spec.name, spec.title, help);
+		o = add(form.Value);
 		o.placeholder = spec.inherit ? ctx.global(spec.inherit) : (spec.default || '');
 	}
 
@@ -91,8 +97,14 @@ return view.extend({
 		m = new form.Map(CONF, _('WireGuard Endpoints'),
 			_('Settings of wg-endpointd. Times are in seconds. Save & Apply reloads the daemon.'));
 
+		/* Everyday settings first, the tuning knobs on a tab of their own, as
+		 * luci-app-banip's view/banip/overview.js does for its NamedSection:
+		 * s.tab('general', ...), s.tab('advanced', ...), then s.taboption(). */
 		s = m.section(form.NamedSection, 'globals', 'globals', _('Settings'));
-		options.GLOBALS.forEach(function(spec) { addOption(s, spec, ctx); });
+		s.tab('general', _('General Settings'));
+		s.tab('advanced', _('Advanced Settings'),
+			_('Timers and wake-ups. The defaults suit most routers.'));
+		options.GLOBALS.forEach(function(spec) { addOption(s, spec, ctx, spec.tab); });
 
 		s = m.section(form.GridSection, 'peer', _('Peer overrides'),
 			_('Per-peer settings. Peers come from the WireGuard interfaces in the network configuration.'));

@@ -21,7 +21,7 @@ var callCheck = rpc.declare({
 });
 
 function badge(b) {
-	return E('span', { 'class': 'label ' + b.cls }, [ b.label ]);
+	return E('span', { 'class': b.cls }, [ b.label ]);
 }
 
 function cell(title, content) {
@@ -69,7 +69,7 @@ function groupRow(g) {
 		cell(_('Active member'), [ g.active ]),
 		cell(_('Members'), g.members.map(function(m) {
 			return E('div', [ m.active ? E('strong', [ m.name ]) : m.name, ' ',
-				badge(shape.badge({ alive: 'healthy', dead: 'down' }[m.health] || 'unknown')),
+				badge(m.badge),
 				' ', E('small', [ m.handshake ]) ]);
 		})),
 		cell(_('Last failover'), g.lastFailover ? [
@@ -170,6 +170,14 @@ return view.extend({
 	},
 
 	render: function(data) {
+		/* The colour of the "down" badge where the theme has none (see the
+		 * file); a page's stylesheet as luci-app-mwan3's status/overview.js
+		 * adds view/mwan3/mwan3.css. */
+		document.querySelector('head').appendChild(E('link', {
+			'rel': 'stylesheet',
+			'type': 'text/css',
+			'href': L.resource('wg-endpointd/status.css')
+		}));
 		this.net = shape.network(uci.sections('network'), uci.sections('wg-endpointd'));
 		poll.add(L.bind(this.refresh, this), 5);
 
