@@ -203,3 +203,50 @@ def test_corrupt_state_file_is_rebuilt(tmp_path, caplog):
     assert d.run() == 0
     assert "rebuilding" in caplog.text
     assert json.loads((tmp_path / "run" / "state.json").read_text())["peers"]
+
+
+class NoIpv6Uplink:
+    """Host routes with no uplink for IPv6 (routes.HostRoutes when neither netifd nor the
+    kernel names one outside the tunnel)."""
+
+    def ensure(self, key, iface, address, probe=False):
+        return ":" not in address
+
+    def end_probes(self, key, keep):
+        pass
+
+    def retain(self, key, keep):
+        pass
+
+    def keep_only(self, peers):
+        pass
+
+    def adopt(self):
+        pass
+
+    def prune_adopted(self):
+        pass
+
+    def clear(self):
+        pass
+
+
+def test_full_tunnel_never_fails_back_to_a_candidate_no_route_takes_out_of_it(tmp_path):
+    """Issue 16 part 3: the tunnel owns the default route and nothing routes the preferred
+    IPv6 candidate outside it. Its ping would cross the tunnel and answer, and a switch to
+    it would loop into the tunnel: it is neither pinged nor tried, so no futile failback
+    (each a gap in the user's traffic) ever starts."""
+    d, wg, clock, prober = make(tmp_path, Settings(check_interval=10, dead_after=30,
+                                                   failback_hold=60))
+    d.engine.routes = NoIpv6Uplink()
+    full = dataclasses.replace(d.peers[0], allowed_ips=("0.0.0.0/0", "::/0"),
+                               route_allowed_ips=True, probe_address="10.99.0.1")
+    d.load = lambda: Config(d.cfg.settings, (full,), (), ("wg0",))
+    d.do_reload()
+    fail_over(d, wg, clock)
+    assert phase(d) == st.FALLBACK
+    resets = len(wg.resets)
+    calls = len(prober.calls)
+    run_for(d, clock, 200)
+    assert len(wg.resets) == resets and phase(d) == st.FALLBACK
+    assert not any(V6.address in g for call in prober.calls[calls:] for g in call)

@@ -38,8 +38,11 @@ def run(peers: Sequence[PeerConfig], states: MutableMapping[PeerId, st.PeerState
     if not todo:
         return
     # a full tunnel's candidates are pinged through the uplink, never through the tunnel;
-    # their host routes stay until the peer's next round or switch
+    # their host routes stay until the peer's next round or switch. One that no route can
+    # take out of the tunnel cannot carry it: no failback to it.
     groups = [engine.verifier.outside(p, b, probe=False) for p, b in todo]
+    todo = [(p, [c for c in b if c.address not in engine.verifier.no_way_out])
+            for p, b in todo]
     groups += [engine.verifier.outside(p, [ep], probe=False)
                for p, _ in todo if (ep := state(p).endpoint)]
     probes = engine.probe_hint(groups, max(p.probe_timeout for p, _ in todo))
@@ -48,6 +51,8 @@ def run(peers: Sequence[PeerConfig], states: MutableMapping[PeerId, st.PeerState
         return address is not None and address in probes and probes[address].answered
 
     for peer, ahead in todo:
+        if not ahead:
+            continue
         current = state(peer).endpoint
         plausible = st.failback_plausible(any(answered(c.address) for c in ahead),
                                           answered(current.address if current else None))

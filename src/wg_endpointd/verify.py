@@ -86,6 +86,7 @@ class Verifier:
         self.routes: RoutesLike | None = None
         self.rtts: dict[str, float] = {}  # address -> ICMP round trip (ms), from the round
         self.learned: dict[PeerId, float] = {}  # peer -> seconds its last switch took
+        self.no_way_out: set[str] = set()  # full-tunnel candidates no host route could take out
 
     def wait_for(self, job: Job) -> float:
         """How long a candidate gets: a few times what is known about the path (its ICMP
@@ -163,9 +164,12 @@ class Verifier:
         for ep in endpoints:
             if not covers_endpoint(peer, ep.address):
                 out.append(ep.address)
-            elif self.routes is not None and self.routes.ensure(
-                    peer_id(peer), peer.interface, ep.address, probe=probe):
-                out.append(ep.address)
+            elif self.routes is not None:
+                if self.routes.ensure(peer_id(peer), peer.interface, ep.address, probe=probe):
+                    out.append(ep.address)
+                    self.no_way_out.discard(ep.address)
+                else:
+                    self.no_way_out.add(ep.address)  # its packets would loop into the tunnel
         return out
 
     def end_probes(self, peers: Sequence[PeerConfig], before: Mapping[PeerId, PeerDump]) -> None:
