@@ -37,6 +37,10 @@ def _env(run_dir: Path, action: str) -> dict[str, str]:
         "DEVICE": "eth1",
         "WG_ENDPOINTD_RUN_DIR": str(run_dir),
         "WG_ENDPOINTD_PROCD_SH": str(run_dir / "no-procd.sh"),
+        # the wake path logs one line: through the logger stand-in (one fork and exec,
+        # as busybox's logger applet costs on a router), into a file of the run dir
+        "PATH": f"{ROOT / 'tests' / 'shell'}:/usr/sbin:/usr/bin:/sbin:/bin",
+        "STUB_SYSLOG": str(run_dir / "syslog"),
     }
 
 

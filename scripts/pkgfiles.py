@@ -52,15 +52,21 @@ def _router_file_mode(rel: PurePosixPath, source: Path) -> int:
     if parts[:2] == ("etc", "config"):
         return 0o600  # INSTALL_CONF
     if parts[:2] in (("etc", "init.d"), ("etc", "uci-defaults"), ("usr", "bin"),
-                     ("usr", "sbin")):
-        return 0o755
+                     ("usr", "sbin"), ("usr", "libexec")):
+        return 0o755  # INSTALL_BIN (usr/libexec: the start wrapper procd runs)
     if parts[:2] == ("etc", "hotplug.d"):
         return 0o644  # sourced, not executed
     return _source_mode(source)
 
 
 def wg_endpointd_files(ctx: Context, variables: dict[str, str], makefile: Path) -> list[Entry]:
-    """The daemon's code under /usr/lib/wg-endpointd, its launcher and files/."""
+    """The daemon's code under /usr/lib/wg-endpointd, its launcher and files/.
+
+    files/ mirrors the router: the init and hotplug scripts, the config, the
+    uci-defaults script and /usr/libexec/wg-endpointd/wg-endpointd, the start
+    wrapper the init script hands procd (its file name is the tag of the
+    daemon's log lines).
+    """
     code = ctx.repo / "src/wg_endpointd"
     entries = [Entry(f"usr/lib/wg-endpointd/wg_endpointd/{rel}", 0o644, path.read_bytes())
                for rel, path in tree_files(code, python_only=True)]

@@ -143,10 +143,9 @@ def test_every_path_mode_size_and_hash_matches_the_source(apks: dict[str, Path])
     for p in (REPO / "files").rglob("*"):
         if p.is_file():
             rel = p.relative_to(REPO / "files").as_posix()
-            mode = {"etc/config": 0o600, "etc/init.d": 0o755, "etc/uci-defaults": 0o755,
-                    "etc/hotplug.d": 0o644}[next(k for k in ("etc/config", "etc/init.d",
-                                                             "etc/uci-defaults", "etc/hotplug.d")
-                                                 if rel.startswith(k))]
+            modes = {"etc/config": 0o600, "etc/init.d": 0o755, "etc/uci-defaults": 0o755,
+                     "etc/hotplug.d": 0o644, "usr/libexec": 0o755}
+            mode = modes[next(k for k in modes if rel.startswith(k))]
             want[rel] = (p, mode)
     regular = {k: v for k, v in files.items() if not k.endswith("/")}
     own = {k for k in regular if not k.startswith("lib/apk/packages/")}

@@ -3,8 +3,11 @@
 Both scripts run under busybox sh, as on the router. The hotplug script wakes
 real processes: a small Python stand-in for the daemon records the signals it
 gets. procd is replaced by tests/shell/procd.sh (a stub that records
-procd_send_signal) and a parent process whose name is "procd"; the init script
-runs inside tests/shell/init_harness.sh with procd and UCI stubbed.
+procd_send_signal) and a parent process whose name is "procd"; logger by
+tests/shell/logger, which writes what busybox logger would send to syslog into
+a file; the init script runs inside tests/shell/init_harness.sh with procd and
+UCI stubbed. tests/test_procd_logging.py runs the command the init script gives
+procd and checks the names its lines reach logd under.
 
 Without busybox or shellcheck the tests skip, unless WG_ENDPOINTD_REQUIRE_LAB=1,
 which turns a missing tool into a failure.
@@ -28,9 +31,11 @@ from tests import option_cases
 ROOT = Path(__file__).resolve().parent.parent
 HOTPLUG = ROOT / "files" / "etc" / "hotplug.d" / "iface" / "20-wg-endpointd"
 INIT = ROOT / "files" / "etc" / "init.d" / "wg-endpointd"
+WRAPPER = ROOT / "files" / "usr" / "libexec" / "wg-endpointd" / "wg-endpointd"
 STUBS = ROOT / "tests" / "shell"
 PROCD_STUB = STUBS / "procd.sh"
 INIT_HARNESS = STUBS / "init_harness.sh"
+LOGGER_STUB = STUBS / "logger"
 
 # The real interpreter, not a venv link whose path might name the project:
 # the "not our process" cases rely on the stand-ins' command lines.
@@ -192,13 +197,15 @@ def fakes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, FakeDa
 
 
 class Lab:
-    """A run directory, the procd stub's log and a PATH with or without ubus."""
+    """A run directory, the procd stub's log, a syslog file and a PATH with or
+    without ubus (logger is on both)."""
 
     def __init__(self, root: Path, busybox: str) -> None:
         self.busybox = busybox
         self.run_dir = root / "run"
         self.run_dir.mkdir()
         self.log = root / "procd.log"
+        self.syslog = root / "syslog"
         self.ubus_bin = root / "ubus-bin"
         self.ubus_bin.mkdir()
         ubus = self.ubus_bin / "ubus"
@@ -206,6 +213,8 @@ class Lab:
         ubus.chmod(0o755)
         self.empty_bin = root / "empty-bin"
         self.empty_bin.mkdir()
+        for bindir in (self.ubus_bin, self.empty_bin):
+            (bindir / "logger").symlink_to(LOGGER_STUB)
 
     def write_pid(self, pid: int | str | None) -> None:
         path = self.run_dir / "wg-endpointd.pid"
@@ -239,6 +248,7 @@ class Lab:
         env["WG_ENDPOINTD_RUN_DIR"] = str(self.run_dir)
         env["WG_ENDPOINTD_PROCD_SH"] = str(PROCD_STUB if procd else self.run_dir / "no-procd.sh")
         env["WG_ENDPOINTD_TEST_LOG"] = str(self.log)
+        env["STUB_SYSLOG"] = str(self.syslog)
         with_ubus = procd if ubus is None else ubus
         env["PATH"] = str(self.ubus_bin if with_ubus else self.empty_bin)
         return subprocess.run(
@@ -255,6 +265,15 @@ class Lab:
         except FileNotFoundError:
             return []
         self.log.unlink()
+        return lines
+
+    def logged(self) -> list[str]:
+        """The lines sent to syslog since the last call, as logread shows them."""
+        try:
+            lines = self.syslog.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        self.syslog.unlink()
         return lines
 
 
@@ -288,6 +307,9 @@ def test_hotplug_matrix(
     _quiet(lab.hotplug(action, procd=procd, device=device))
 
     woken = action in WAKE_ACTIONS and state == "running"
+    # One line, under the tag the init script and the daemon use, for a wake-up only.
+    assert lab.logged() == (
+        [f"daemon.info wg-endpointd: hotplug {action} wan: waking the daemon"] if woken else [])
     if procd:
         expected = [
             "sourced initscript=/etc/init.d/wg-endpointd",
@@ -344,6 +366,7 @@ def test_hotplug_interface_list(
     lab.write_list(listing)
     _quiet(lab.hotplug("ifup", interface))
     assert fakes["daemon"].take() == (["SIGUSR1"] if woken else [])
+    assert len(lab.logged()) == (1 if woken else 0)
 
 
 @pytest.mark.parametrize("content", ["", "abc", "12 34", "-1", "0x10"])
@@ -365,6 +388,7 @@ def test_hotplug_dead_pid(lab: Lab) -> None:
     lab.write_pid(gone.pid)
     _quiet(lab.hotplug("ifup", procd=True))
     assert lab.procd_calls() == []
+    assert lab.logged() == []
 
 
 def test_hotplug_stale_pid_of_unsuspecting_process(lab: Lab) -> None:
@@ -391,6 +415,7 @@ def test_hotplug_spares_a_stranger_under_a_reused_pid(lab: Lab, tmp_path: Path, 
         _quiet(lab.hotplug("ifdown", procd=True))
         assert fake.take() == []
         assert lab.procd_calls() == []
+        assert lab.logged() == []
     finally:
         fake.stop()
 
@@ -400,8 +425,10 @@ def test_hotplug_module_style_command_line(lab: Lab, tmp_path: Path) -> None:
     fake = FakeDaemon(tmp_path / "m", "wg_endpointd")
     try:
         lab.write_pid(fake.pid)
-        _quiet(lab.hotplug("connected"))
+        _quiet(lab.hotplug("connected", interface="wwan"))
         assert fake.take() == ["SIGUSR1"]
+        assert lab.logged() == [
+            "daemon.info wg-endpointd: hotplug connected wwan: waking the daemon"]
     finally:
         fake.stop()
 
@@ -441,7 +468,8 @@ def test_hotplug_lets_later_scripts_run(lab: Lab, fakes: dict[str, FakeDaemon]) 
     for action in ("ifup", "iflink"):
         result = subprocess.run(
             [lab.busybox, "sh", "-c", loop, "hotplug-call", str(HOTPLUG), str(later)],
-            env={"ACTION": action, "INTERFACE": "wan", "WG_ENDPOINTD_RUN_DIR": str(lab.run_dir)},
+            env={"ACTION": action, "INTERFACE": "wan", "WG_ENDPOINTD_RUN_DIR": str(lab.run_dir),
+                 "PATH": str(lab.empty_bin), "STUB_SYSLOG": str(lab.syslog)},
             capture_output=True,
             text=True,
             timeout=10,
@@ -449,6 +477,7 @@ def test_hotplug_lets_later_scripts_run(lab: Lab, fakes: dict[str, FakeDaemon]) 
         _quiet(result)
         assert marker.read_text() == f"{action}\n"
     assert fakes["daemon"].take() == ["SIGUSR1"]
+    assert lab.logged() == ["daemon.info wg-endpointd: hotplug ifup wan: waking the daemon"]
 
 
 def test_hotplug_returns_quickly(lab: Lab, fakes: dict[str, FakeDaemon]) -> None:
@@ -464,7 +493,7 @@ def test_hotplug_returns_quickly(lab: Lab, fakes: dict[str, FakeDaemon]) -> None
 
 INSTANCE = [
     ["procd_open_instance"],
-    ["procd_set_param", "command", "/bin/sh", "-c", 'trap "" HUP USR1; exec "$0" run', "PROG"],
+    ["procd_set_param", "command", "/usr/libexec/wg-endpointd/wg-endpointd", "PROG", "run"],
     ["procd_set_param", "respawn", "3600", "5", "5"],
     ["procd_set_param", "stdout", "1"],
     ["procd_set_param", "stderr", "1"],
@@ -532,6 +561,22 @@ def test_init_header() -> None:
     for line in ("START=95", "STOP=10", "USE_PROCD=1"):
         assert line in head
     assert "PROG=/usr/bin/wg-endpointd" in head
+    # procd tags the daemon's lines with this file's name (test_procd_logging.py)
+    assert "WRAPPER=/usr/libexec/wg-endpointd/wg-endpointd" in head
+    assert WRAPPER.stat().st_mode & 0o111
+
+
+def test_init_logs_under_its_name(init, tmp_path: Path) -> None:
+    # log_err goes through logger with the daemon's tag, so `logread -e wg-endpointd`
+    # shows why a start was refused.
+    syslog = tmp_path / "syslog"
+    run = init("start_service", own="config globals 'globals'\n\toption family 'ipv5'\n",
+               env={"STUB_SYSLOG": str(syslog)})
+    assert run.returncode == 1
+    lines = syslog.read_text().splitlines()
+    assert len(lines) == 2 and lines == [
+        "daemon.err wg-endpointd: " + call[-1] for call in run.named("logger")]
+    assert lines[-1] == "daemon.err wg-endpointd: configuration refused, not starting"
 
 
 def test_init_start_default(init) -> None:
@@ -670,7 +715,8 @@ def test_init_service_stopped_cleans_run_dir(init) -> None:
 # --- static checks -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("script", [HOTPLUG, INIT, PROCD_STUB, INIT_HARNESS], ids=lambda p: p.name)
+@pytest.mark.parametrize("script", [HOTPLUG, INIT, WRAPPER, PROCD_STUB, INIT_HARNESS, LOGGER_STUB],
+                         ids=lambda p: str(p.relative_to(ROOT)))
 def test_shellcheck(shellcheck: str, script: Path) -> None:
     result = subprocess.run(
         [shellcheck, "-s", "sh", str(script)], capture_output=True, text=True, timeout=60
@@ -678,7 +724,7 @@ def test_shellcheck(shellcheck: str, script: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("script", [HOTPLUG, INIT], ids=lambda p: p.name)
+@pytest.mark.parametrize("script", [HOTPLUG, INIT, WRAPPER], ids=lambda p: str(p.relative_to(ROOT)))
 def test_busybox_parses(busybox: str, script: Path) -> None:
     result = subprocess.run(
         [busybox, "sh", "-n", str(script)], capture_output=True, text=True, timeout=10
@@ -687,7 +733,7 @@ def test_busybox_parses(busybox: str, script: Path) -> None:
 
 
 def test_shellcheck_disables_give_reasons() -> None:
-    for script in (HOTPLUG, INIT):
+    for script in (HOTPLUG, INIT, WRAPPER, LOGGER_STUB):
         for line in script.read_text().splitlines():
             if "shellcheck disable=" in line:
                 assert line.split("disable=", 1)[1].split(" ", 1)[1].startswith("# "), line

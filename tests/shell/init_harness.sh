@@ -5,7 +5,15 @@
 #
 # Every stubbed call is appended to $STUB_LOG as one line: the name and its
 # arguments, separated by tabs. HARNESS_PROG, when set, replaces $PROG (the
-# daemon's command, which the init script runs for `config --check`).
+# daemon's command, which the init script runs for `config --check` and hands
+# procd). With STUB_SYSLOG set, logger calls also go through tests/shell/logger
+# (busybox logger's stand-in), which appends them to that file as logread
+# shows them.
+
+case "$0" in
+*/*) harness_dir=${0%/*} ;;
+*) harness_dir=. ;;
+esac
 
 rec() {
 	{
@@ -28,7 +36,10 @@ procd_add_reload_trigger() { rec procd_add_reload_trigger "$@"; }
 procd_add_interface_trigger() { rec procd_add_interface_trigger "$@"; }
 procd_send_signal() { rec procd_send_signal "$@"; }
 procd_running() { rec procd_running "$@"; return 1; }
-logger() { rec logger "$@"; }
+logger() {
+	rec logger "$@"
+	[ -z "$STUB_SYSLOG" ] || "$harness_dir/logger" "$@"
+}
 
 # Like /etc/rc.common with USE_PROCD (rc_procd): start runs start_service in
 # the same shell, so variables that reload_service set are still there.
