@@ -21,7 +21,8 @@ def test_liveness_sized_from_the_last_handshake_time_without_icmp():
 
 
 def test_nothing_known_session_gets_the_full_wait_no_session_a_short_one():
-    assert waits.liveness_window([None, None], None, True, 1.0) == 1.0
+    assert waits.liveness_window([None, None], None, True, 1.0) == waits.SESSION_WAIT
+    assert waits.liveness_window([None, None], None, True, 0.4) == 0.4
     assert waits.liveness_window([None, None], None, False, 1.0) == waits.QUIET_WAIT
     assert waits.liveness_window([], None, False, 0.3) == 0.3  # a shorter probe timeout wins
 

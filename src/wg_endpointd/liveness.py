@@ -86,21 +86,15 @@ def next_look(state: PeerState, now: float) -> float | None:
     return at if now < at else None
 
 
-def quiet(state: PeerState, now: float, interval: float) -> bool:
-    """Rule 2: no traffic of its own within the interval (answers to our datagrams do
-    not count, or a keepalive-only peer would be tested every other cycle)."""
-    return state.last_traffic is None or now - state.last_traffic >= interval
-
-
 def plan_kick(state: PeerState, now: float, next_read: float, interval: float) -> float | None:
-    """When to send this peer's next test datagram, or None for no datagram this cycle:
-    one is pending, or the peer shows traffic of its own. A peer not tested yet gets one
-    at once to learn how it answers."""
+    """When to send this peer's next test datagram, or None while one is pending. Every
+    testable peer gets one per interval, traffic or not: received traffic proves only the
+    past, and bytes sent with nothing back prove nothing (a death under a running ping
+    was otherwise seen only by `dead_after`). A peer not tested yet gets one at once to
+    learn how it answers."""
     if pending(state):
         return None
     learning = state.last_kick is None and state.answer_delay is None
-    if not learning and not quiet(state, now, interval):
-        return None
     at = max(now, next_read - answer_wait(state)) if prompt(state) else now
     if state.last_kick is not None and not learning:
         at = max(at, state.last_kick + interval)
@@ -122,18 +116,18 @@ def shown_alive(state: PeerState, now: float, dead_after: float) -> bool:
 
 def counted(state: PeerState, packets: int, now: float) -> PeerState:
     """The pending test's answer showed in the counters of the interface the peer has to
-    itself (`packets` came in since the test went out); more than one is traffic too."""
+    itself (`packets` came in since the test went out; more than one is traffic too, and
+    says nothing about how fast the peer answers)."""
     at = state.last_kick if state.last_kick is not None else now
     took = now - at  # an upper bound: when we looked
-    delay = took if state.answer_delay is None else min(state.answer_delay, took)
-    return dataclasses.replace(
-        state, kick_rx=-1, by_counters=False, answer_delay=delay, answers=state.answers + 1,
-        last_alive=max(at, state.last_alive or at),
-        last_traffic=now if packets > 1 else state.last_traffic)
+    delay = state.answer_delay
+    if packets == 1 or delay is None:
+        delay = took if delay is None else min(delay, took)
+    return dataclasses.replace(state, kick_rx=-1, by_counters=False, answer_delay=delay,
+                               last_alive=max(at, state.last_alive or at))
 
 
-def busy(state: PeerState, since: float, now: float) -> PeerState:
+def busy(state: PeerState, since: float) -> PeerState:
     """Packets came in on the interface the peer has to itself, with no test out, after
-    `since` (the last look) and by `now`."""
-    return dataclasses.replace(state, last_alive=max(since, state.last_alive or since),
-                               last_traffic=now)
+    `since` (the last look)."""
+    return dataclasses.replace(state, last_alive=max(since, state.last_alive or since))

@@ -4,8 +4,9 @@ Rules:
 1. `last_alive` is a lower bound: when WireGuard shows new bytes or a newer
    handshake at a check, life is dated to the previous check, so a dead path
    is declared at most `dead_after` after its last real sign of life.
-2. A peer with traffic of its own within `check_interval` gets no test datagram;
-   at most one datagram per interval otherwise (liveness.py times them).
+2. A testable peer gets one test datagram per `check_interval`, traffic or not
+   (liveness.py times them): traffic seen proves only the past, and bytes sent with
+   nothing coming back are no sign of life at all.
 3. A peer is dead after `dead_after` without life; repairs of a dead peer are
    spaced by exponential backoff with jitter, reset by any interface event.
 4. A peer on a less preferred endpoint fails back only after a better
@@ -66,8 +67,6 @@ class PeerState:
     fault: str | None = None  # the fault being retried, for logging rule 5
     kick_rx: int = -1  # rx when the unanswered test datagram went out; -1: none pending
     answer_delay: float | None = None  # how fast the peer answers a test (rule 6)
-    last_traffic: float | None = None  # rx that was more than an answer to a test (rule 2)
-    answers: int = 0  # answers seen in interface counters since the last `wg show`
     by_counters: bool = False  # the pending test is judged by its interface's counters
 
 
@@ -89,13 +88,11 @@ def observe(state: PeerState, dump: PeerDump, now: float,
     if state.tx_bytes >= 0 and dump.tx_bytes > state.tx_bytes:
         sent = now
     kick_rx, delay = state.kick_rx, state.answer_delay
-    grew = dump.rx_bytes - state.rx_bytes if state.rx_bytes >= 0 else 0
-    traffic = state.last_traffic
-    if grew > ANSWER_BYTES * (state.answers + (1 if kick_rx >= 0 else 0)):
-        traffic = now  # seen now: rule 2 asks whether the counters move, not since when
     answered = dump.rx_bytes > kick_rx and not state.by_counters
     if kick_rx >= 0 and (answered or dump.rx_bytes < state.rx_bytes):
-        if answered and state.last_kick is not None:
+        # how fast it answers is learned from an answer alone, never from traffic
+        alone = dump.rx_bytes - kick_rx <= ANSWER_BYTES
+        if answered and alone and state.last_kick is not None:
             took = now - state.last_kick  # an upper bound: when we looked
             delay = took if delay is None else min(delay, took)
         kick_rx = -1  # answered (or the peer was re-created: counters restarted)
@@ -104,7 +101,7 @@ def observe(state: PeerState, dump: PeerDump, now: float,
                                handshake=dump.latest_handshake, last_check=now,
                                last_alive=alive, since=since, tx_bytes=dump.tx_bytes,
                                last_sent=sent, kick_rx=kick_rx, answer_delay=delay,
-                               last_traffic=traffic, answers=0, by_counters=counters)
+                               by_counters=counters)
 
 
 def is_dead(state: PeerState, now: float, dead_after: float, testable: bool = True) -> bool:

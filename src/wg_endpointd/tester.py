@@ -98,12 +98,12 @@ class Tester:
     def busy(self, states: MutableMapping[PeerId, PeerState],
              peers: Sequence[tuple[PeerId, str]], rx: Mapping[str, int], now: float) -> None:
         """A look without `wg show`: more packets in on a peer's interface than its
-        answers are its own traffic."""
+        answers are its own traffic, a sign of life up to the last look."""
         for key, iface in peers:
             if iface not in rx:
                 continue
             if rx[iface] > self.rx_seen.get(iface, rx[iface]) and not lv.pending(states[key]):
-                states[key] = lv.busy(states[key], self.seen_at, now)
+                states[key] = lv.busy(states[key], self.seen_at)
             self.rx_seen[iface] = rx[iface]
         self.seen_at = now
 

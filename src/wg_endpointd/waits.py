@@ -5,9 +5,12 @@ Rules:
    endpoint (else of its fastest candidate), else a few times the handshake time WireGuard
    showed when this peer last verified, and never longer than its probe timeout.
 2. When nothing is known, a peer with a session (a handshake within REJECT_AFTER_TIME)
-   gets the full probe timeout: a live session is never disturbed on a guess. A peer
-   without one gets QUIET_WAIT: there is no session to lose, its current endpoint is still
-   tried again when no other candidate verifies, and a live path answers a handshake fast.
+   gets SESSION_WAIT: a live peer answers a datagram within one round trip, and that
+   covers round trips up to a geostationary satellite's, so a live session is not
+   disturbed on a guess while a dead one does not hold up the round. A peer without one
+   gets QUIET_WAIT: there is no session to lose, its current endpoint is still tried
+   again when no other candidate verifies, and a live path answers a handshake fast.
+   Never longer than the probe timeout.
 3. ICMP echo replies are waited for only as long as some peer's liveness wait would last
    if nothing answered (its trials start then anyway), but at least PROBE_FLOOR after a
    slow resolution, and never longer than the probe timeout.
@@ -28,6 +31,7 @@ from .policy import FRESH_HANDSHAKE
 MIN_WAIT = 0.5  # the shortest verification wait, however fast the path looked
 LIVENESS_FLOOR = 0.2  # the shortest liveness wait
 QUIET_WAIT = 0.5  # liveness wait of a peer with no session when nothing is known
+SESSION_WAIT = 0.6  # liveness wait of a peer with a session when nothing is known
 PROBE_FLOOR = 0.25  # ICMP gets at least this long, even after a slow resolution
 
 
@@ -46,7 +50,7 @@ def liveness_window(rtts_ms: Iterable[float | None], learned: float | None, sess
         return min(ceiling, max(LIVENESS_FLOOR, 4 * min(known) / 1000 + 0.1))
     if learned is not None:
         return min(ceiling, max(LIVENESS_FLOOR, 2 * learned + 0.1))
-    return ceiling if session else min(ceiling, QUIET_WAIT)
+    return min(ceiling, SESSION_WAIT if session else QUIET_WAIT)
 
 
 def sizing_rtts(current: Endpoint | None, candidates: Sequence[Endpoint],

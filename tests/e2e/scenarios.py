@@ -4,6 +4,7 @@ starting state for another run."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,6 +123,24 @@ def no_icmp(lab: Lab, tmp: Path, extra: Records | None = None) -> Staged:
                   links["v4a"].endpoint(), rearm=_stuck_on(lab, pair, links["v6a"].endpoint()))
 
 
+def no_icmp_session(lab: Lab, tmp: Path, extra: Records | None = None) -> Staged:
+    """As no_icmp, but the tunnel worked on v6a a moment ago: the peer still has a
+    session when v6a dies (a user's `once` right after the path broke)."""
+    staged = no_icmp(lab, tmp, extra)
+    [pair], v6a = staged.pairs, staged.links["v6a"]
+
+    def rearm() -> None:
+        lab.unblock(v6a)
+        lab.reset_router_peer(pair, v6a.endpoint())
+        if not lab.ping_through_tunnel(pair):
+            raise AssertionError("no session on v6a to start from")
+        lab.block(v6a, "all")
+
+    rearm()
+    return dataclasses.replace(staged, name="no ICMP anywhere, current dead, session",
+                               rearm=rearm)
+
+
 SCENARIOS: dict[str, Callable[[Lab, Path, Records | None], Staged]] = {
     "ipv6_dead": ipv6_dead,
     "icmp_udp_dropped": icmp_but_udp_dropped,
@@ -129,6 +148,7 @@ SCENARIOS: dict[str, Callable[[Lab, Path, Records | None], Staged]] = {
     "healthy_not_first": healthy_not_first,
     "broken_next_to_good": broken_next_to_good,
     "no_icmp": no_icmp,
+    "no_icmp_session": no_icmp_session,
 }
 
 
