@@ -108,3 +108,14 @@ def test_every_sequence_of_moves_keeps_one_holder():
     for active in itertools.islice(itertools.cycle([C, A, B, B, A]), 12):
         current = apply_wg_set(current, gp.plan(GROUP, active, current))
         assert gp.holders(GROUP, current) == [active]
+
+
+def test_a_member_that_handshook_on_its_own_is_alive_a_dead_one_needs_a_newer_handshake():
+    wall = 10_000.0
+    fresh, old = wall - 30, wall - 200
+    assert gp.handshook(gp.Member(), fresh, wall)
+    assert not gp.handshook(gp.Member(), old, wall)  # no session any more
+    assert not gp.handshook(gp.Member(), None, wall)
+    dead = gp.Member(gp.DEAD, latest_handshake=fresh)
+    assert not gp.handshook(dead, fresh, wall)  # the handshake from before it died
+    assert gp.handshook(dead, fresh + 20, wall)  # a new one: it is back

@@ -60,15 +60,18 @@ def member(key, host, ep, description):
                       allowed_ips=MOVING, probe_address=GW, verify_timeout=1.0)
 
 
-def make(tmp_path, hold=20.0):
-    settings = Settings(check_interval=1, dead_after=3, failback_hold=hold, backoff_max=8)
+def make(tmp_path, hold=20.0, settings=None, wg_class=None):
+    settings = settings or Settings(check_interval=1, dead_after=3, failback_hold=hold,
+                                    backoff_max=8)
     peers = (member(KA, "vpn1.test", EA, "preferred"), member(KB, "vpn2.test", EB, "standby"))
     group = GroupConfig("vpn", "wg0", (KA, KB), MOVING, hold)
     cfg = Config(settings, peers, (), ("wg0",), groups=(group,))
     # as netifd leaves it: the peer configured last holds the shared allowed IPs
-    wg = GroupWg({"wg0": {KA: PeerDump(KA, EA, (), 0, 0, 0, None),
-                          KB: PeerDump(KB, EB, MOVING, 0, 0, 0, None)}}, working={EA, EB})
     clock = FakeClock()
+    wg = (wg_class or GroupWg)({"wg0": {KA: PeerDump(KA, EA, (), 0, 0, 0, None),
+                                        KB: PeerDump(KB, EB, MOVING, 0, 0, 0, None)}},
+                               working={EA, EB})
+    wg.clock = clock
     engine = Engine(wg, FakeProber({EA.address: 1.0, EB.address: 1.0}),
                     resolve=resolver({"vpn1.test": [EA.address], "vpn2.test": [EB.address]}),
                     route_ok=lambda a: True, kick=wg.kick, clock=clock, sleep=clock.sleep)
@@ -260,3 +263,49 @@ def test_once_keeps_a_live_holder_fails_back_to_preferred_and_over_to_standby(tm
     keeper.begin_once()
     assert keeper.settle_once(d.engine.round(d.peers)) == set()
     assert wg.holders("wg0") == [KB]
+
+
+class KeepaliveGroupWg(GroupWg):
+    """Members with a persistent keepalive: WireGuard handshakes with each reachable one on
+    its own, again every REKEY_AFTER_TIME (120 s) while the session is used (keepalives
+    count), and keeps trying every REKEY_TIMEOUT (5 s) while it is not reachable."""
+
+    def show(self, iface):
+        wall = int(1e9 + self.clock.now)
+        for key, p in self.ifaces.get(iface, {}).items():
+            stale = p.latest_handshake == 0 or wall - p.latest_handshake >= 120
+            if p.endpoint in self.working and stale:
+                self.ifaces[iface][key] = dataclasses.replace(
+                    p, latest_handshake=wall - int(self.clock.now) % 5, rx_bytes=p.rx_bytes + 92)
+        return super().show(iface)
+
+
+def test_a_returning_standby_is_seen_within_a_cycle_and_failed_back_after_the_hold(tmp_path):
+    """Issue 17: with default check_interval and backoff, the preferred server's return
+    was seen only at its next repair retry (up to backoff_max later). A member that
+    handshakes on its own is seen at the next read; the hold counts from there."""
+    settings = Settings(check_interval=10, dead_after=30, failback_hold=60, backoff_max=300)
+    d, wg, clock = make(tmp_path, settings=settings, wg_class=KeepaliveGroupWg)
+    run_for(d, wg, clock, 30)
+    assert wg.holders("wg0") == [KA]
+    wg.working.discard(EA)
+    for _ in range(2000):
+        run_for(d, wg, clock, 0.5)
+        if wg.holders("wg0") == [KB]:
+            break
+    assert wg.holders("wg0") == [KB]
+    run_for(d, wg, clock, 400)  # long dead: its repairs back off towards backoff_max
+    assert d.groups.states["vpn"].member(KA).health == "dead"
+    resets = len(wg.resets)
+    wg.working.add(EA)
+    back = clock.now
+    seen = None
+    for _ in range(4000):
+        run_for(d, wg, clock, 0.5)
+        if seen is None and d.groups.states["vpn"].member(KA).health == "alive":
+            seen = clock.now - back
+        if wg.holders("wg0") == [KA]:
+            break
+    assert seen is not None and seen <= 5 + 10 + 0.5  # its handshake, then one read
+    assert wg.holders("wg0") == [KA] and clock.now - back <= 60 + 10 + 5
+    assert len(wg.resets) - resets <= 2  # seen without resetting it again and again

@@ -187,6 +187,14 @@ class Keeper:
                 alive = self.peer_state(self.by_id[group.interface, state.active]).phase
                 state = gp.observed(state, state.active, float(pd.latest_handshake) or None,
                                     None if alive == st.UNKNOWN else alive != st.DOWN)
+                for key in group.members:  # standbys that handshook on their own
+                    seen = float(dump.peers[key].latest_handshake) or None
+                    if key != state.active and gp.handshook(state.member(key), seen,
+                                                            self.wall()):
+                        if state.member(key).health == gp.DEAD:
+                            log.info("%s: %s handshakes again", group.label,
+                                     self.io.name(group, key))
+                        state = gp.checked(state, key, True, now, 0.0, seen)
             due = gp.checks_due(group, state, now, self.settings.check_interval)
             for out in self.io.handshakes([self.by_id[group.interface, k] for k in due]):
                 apply(out)

@@ -6,7 +6,9 @@ Rules:
    keep only what is theirs alone. `plan` gives the allowed IPs of every member
    that must change, for one `wg set`; a member's own allowed IPs are never taken.
 2. A member that is not active proves its health by a handshake (no allowed IPs
-   are needed for that). A dead member is checked again after backoff.
+   are needed for that): one WireGuard made on its own (a member with a persistent
+   keepalive), seen at each read, or one a check provoked. A dead member is checked
+   again after backoff, and its return is seen at the first read after it handshook.
 3. Failover: when the active member is dead and none of its own candidates
    verifies, the first member in list order whose handshake verifies becomes
    active (`pick`).
@@ -84,6 +86,20 @@ def observed(state: GroupState, key: str, handshake: float | None, alive: bool |
     health = old.health if alive is None else (ALIVE if alive else DEAD)
     return _with(state, key, dataclasses.replace(
         old, health=health, latest_handshake=handshake or old.latest_handshake))
+
+
+HANDSHAKE_FRESH = 135.0  # REKEY_AFTER_TIME (120 s) + REKEY_TIMEOUT (5 s) + slack
+
+
+def handshook(member: Member, handshake: float | None, wall: float) -> bool:
+    """Rule 2: the member handshook on its own (its persistent keepalive makes WireGuard
+    do so): alive without a check of ours. A member found dead needs a handshake newer
+    than the last one seen; any other, a recent one (a live session rekeys every 2 min)."""
+    if handshake is None or wall - handshake >= HANDSHAKE_FRESH:
+        return False
+    if member.health == DEAD:
+        return member.latest_handshake is None or handshake > member.latest_handshake
+    return True
 
 
 def checks_due(group: GroupConfig, state: GroupState, now: float, interval: float
