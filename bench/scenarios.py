@@ -33,7 +33,7 @@ from tests.lab import Lab, missing_requirements
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "build" / "bench-scenarios.json"
 REPS = 7
-TARGETS_S = {"icmp_udp_dropped": 1.0, "no_icmp": 1.0, "ipv6_dead": 0.5}
+TARGETS_S = {"icmp_udp_dropped": 1.0, "no_icmp": 1.0, "no_icmp_session": 1.0, "ipv6_dead": 0.5}
 
 
 def _one(lab: Lab, staged: scenarios.Staged) -> dict[str, Any]:

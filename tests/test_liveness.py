@@ -211,3 +211,37 @@ def test_a_peer_added_to_the_interface_is_noticed_by_the_next_round(tmp_path):
     shows = wg.shows
     run_for(d, clock, 100)
     assert wg.shows - shows >= 100 / 10 - 1  # read every cycle now
+
+
+def test_an_inner_reply_heard_on_the_socket_is_learned_whatever_the_traffic(tmp_path):
+    """Issue 17: the tunnel carries the user's ping from the start, so the counters never
+    show an answer alone; the far stack's port unreachable, heard on the sending socket
+    (tunnel.TunnelSender.answers), still tells that the peer answers at once."""
+    d, wg, clock, _ = make(tmp_path)
+    heard: dict[tuple[str, str], float] = {}
+    orig = wg.kick
+
+    def kick(iface, address):
+        if wg.ifaces[iface][K1].endpoint in wg.working:
+            heard[(iface, address)] = clock.now + 0.003
+        return orig(iface, address)
+
+    def answers():
+        out = {k: t for k, t in heard.items() if t <= clock.now}
+        for k in out:
+            del heard[k]
+        return out
+
+    d.engine.kick, d.engine.answers = kick, answers
+    for _ in range(200):  # traffic from the very start, every half second
+        wg.receive("wg0", K1, 2)
+        clock.sleep(max(min(d.step(), 0.5), 0.01))
+    state = d._state(d.peers[0])
+    assert state.answer_delay is not None and lv.prompt(state), state
+    died = clock.now
+    wg.working.discard(V6)
+    for _ in range(2000):
+        clock.sleep(max(min(d.step(), 0.5), 0.01))
+        if wg.ifaces["wg0"][K1].endpoint == V4:
+            break
+    assert wg.ifaces["wg0"][K1].endpoint == V4 and clock.now - died <= 10 + 1.8 + 1.5

@@ -2,8 +2,9 @@
 only) and a made-up /sys tree."""
 
 import socket
+import time
 
-from wg_endpointd import net
+from wg_endpointd import net, tunnel
 
 
 def test_rx_packets_reads_the_kernel_counter(tmp_path):
@@ -26,7 +27,7 @@ def test_rx_packets_of_loopback_grows_with_traffic():
 
 
 def test_tunnel_sender_keeps_one_socket_and_replaces_a_broken_one():
-    send = net.TunnelSender()
+    send = tunnel.TunnelSender()
     assert send("lo", "127.0.0.1") and send("lo", "127.0.0.1")
     assert len(send._socks) == 1
     kept = send._socks[("lo", socket.AF_INET)]
@@ -37,3 +38,31 @@ def test_tunnel_sender_keeps_one_socket_and_replaces_a_broken_one():
     assert ("no-such-if0", socket.AF_INET) not in send._socks
     send.close()
     assert send._socks == {}
+
+
+def test_tunnel_sender_hears_the_far_stacks_answer_and_only_after_the_datagram():
+    """A datagram to a closed port draws an ICMP port unreachable (here from the loopback
+    stack): the sender reports who answered, once, and a send after an unread answer
+    still goes out."""
+    times = iter(range(100, 1000))
+    send = tunnel.TunnelSender(clock=lambda: float(next(times)))
+    assert send("lo", "127.0.0.1")
+    heard = {}
+    for _ in range(50):  # bounded: the answer is there within milliseconds
+        heard = send.answers()
+        if heard:
+            break
+        time.sleep(0.01)
+    assert list(heard) == [("lo", "127.0.0.1")]
+    assert send.answers() == {}  # reported once
+    assert send("lo", "127.0.0.1") and send("lo", "127.0.0.1")  # pending errors: still sent
+    time.sleep(0.05)
+    assert ("lo", "127.0.0.1") in send.answers()
+    assert send("lo", "::1")
+    for _ in range(50):
+        heard = send.answers()
+        if heard:
+            break
+        time.sleep(0.01)
+    assert list(heard) == [("lo", "::1")]
+    send.close()

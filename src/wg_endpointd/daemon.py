@@ -48,7 +48,8 @@ class Daemon:
         self.wake = self.reload = self.stop = False
         self.next_check = self.next_resolve = self.next_failback = 0.0
         self.tester = Tester(lambda iface, target: self.engine.kick(iface, target), clock,
-                             lambda iface: self.engine.iface_rx(iface))
+                             lambda iface: self.engine.iface_rx(iface),
+                             lambda: self.engine.answers())
         self.state_file = StateFile(run_dir, wall)
         self.last_round: dict[str, object] | None = None
         engine.stopping = lambda: self.stop
@@ -174,6 +175,7 @@ class Daemon:
         s, now = self.cfg.settings, self.clock()
         peers = self.own_peers()
         own = [(peer_id(p), p.interface) for p in peers]
+        self.tester.hear(self.states)
         rx = self.tester.counters(own)
         self.tester.settle(self.states, own, rx)
         read = bool(self.cfg.groups) or self.tester.read_due(self.states, own)
@@ -242,7 +244,8 @@ class Daemon:
         self.tester.send_due(self.states)
         now = self.clock()
         looks = [t for st_ in self.states.values() if (t := lv.next_look(st_, now)) is not None]
-        self.next_check = min([self.tester.next_read, *looks])
+        failback_at = max(self.groups.next_failback(), now + 0.1)  # never a busy loop
+        self.next_check = min([self.tester.next_read, *looks, failback_at])
         fallback = any(x.phase == st.FALLBACK for x in self.states.values())
         if fallback and now >= self.next_failback:
             failback.run(self.peers, self.states, s, self.engine, now, self.apply)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol
 
 from . import candidates as cand
-from . import net, policy, waits
+from . import net, policy, tunnel, waits
 from .allowed import default_probe_address
 from .config import PeerConfig
 from .errors import ProbeSetupError, WgError, WgMissing
@@ -42,11 +42,16 @@ class Engine:
                  poll: float = 0.02, routes: RoutesLike | None = None,
                  subnets: Callable[[str], list[net.IfAddress]] = net.tunnel_subnets,
                  wall: Callable[[], float] = time.time,
-                 iface_rx: Callable[[str], int | None] = net.rx_packets) -> None:
+                 iface_rx: Callable[[str], int | None] = net.rx_packets,
+                 answers: Callable[[], tunnel.Answers] | None = None) -> None:
         self.wg, self.prober = wg, prober
         self.resolve: Resolver = resolve or (
             lambda hosts: net.resolve_many(hosts, stop=self.stopping))
-        self.kick: Callable[[str, str], bool] = kick or net.TunnelSender()
+        sender = tunnel.TunnelSender(clock)
+        self.kick: Callable[[str, str], bool] = kick or sender
+        # answers to test datagrams told apart from traffic (tunnel.py); none for a fake
+        self.answers: Callable[[], tunnel.Answers] = answers or (
+            sender.answers if kick is None else dict)
         self.route_ok, self.subnets, self.wall = route_ok, subnets, wall
         self.iface_rx = iface_rx
         self.clock, self.sleep, self.poll = clock, sleep, poll

@@ -8,6 +8,7 @@ calls `begin_once` and `settle_once` around its single round.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from . import groups as gp
@@ -59,6 +60,12 @@ class Keeper:
         """Members that are not active: the engine leaves their liveness to the group."""
         return {(g.interface, k) for g in self.groups for k in g.members
                 if k != self.states[g.name].active}
+
+    def next_failback(self) -> float:
+        """When the next failback falls due (the loop reads then, so the hold is kept
+        to the cycle's precision, not rounded up to the next cycle)."""
+        due = [t for g in self.groups if (t := gp.failback_due(g, self.states[g.name]))]
+        return min(due, default=math.inf)
 
     def actives(self) -> set[PeerId]:
         return {(g.interface, self.states[g.name].active) for g in self.groups}
@@ -189,12 +196,13 @@ class Keeper:
                                     None if alive == st.UNKNOWN else alive != st.DOWN)
                 for key in group.members:  # standbys that handshook on their own
                     seen = float(dump.peers[key].latest_handshake) or None
-                    if key != state.active and gp.handshook(state.member(key), seen,
-                                                            self.wall()):
+                    if key != state.active and seen is not None \
+                            and gp.handshook(state.member(key), seen, self.wall()):
                         if state.member(key).health == gp.DEAD:
                             log.info("%s: %s handshakes again", group.label,
                                      self.io.name(group, key))
-                        state = gp.checked(state, key, True, now, 0.0, seen)
+                        state = gp.checked(state, key, True, now, 0.0, seen,
+                                           since=now - max(0.0, self.wall() - seen))
             due = gp.checks_due(group, state, now, self.settings.check_interval)
             for out in self.io.handshakes([self.by_id[group.interface, k] for k in due]):
                 apply(out)

@@ -67,12 +67,13 @@ def _with(state: GroupState, key: str, member: Member) -> GroupState:
 
 
 def checked(state: GroupState, key: str, alive: bool, now: float, delay: float,
-            handshake: float | None = None) -> GroupState:
-    """A handshake check of `key` ended (rule 2); `delay` is the backoff when dead."""
+            handshake: float | None = None, since: float | None = None) -> GroupState:
+    """A handshake check of `key` ended (rule 2); `delay` is the backoff when dead;
+    `since`: when it was alive first, if before `now` (its handshake)."""
     old = state.member(key)
     seen = handshake if handshake else old.latest_handshake
     if alive:
-        since = old.alive_since if old.alive_since is not None else now
+        since = old.alive_since if old.alive_since is not None else min(since or now, now)
         new = Member(ALIVE, seen, now, since, 0, 0.0)
     else:
         new = Member(DEAD, seen, now, None, old.failures + 1, now + delay)
@@ -131,6 +132,19 @@ def failback_to(group: GroupConfig, state: GroupState, now: float) -> str | None
         since = state.member(key).alive_since
         if since is not None and now - since >= wait:
             return key
+    return None
+
+
+def failback_due(group: GroupConfig, state: GroupState) -> float | None:
+    """Rule 4: when the first member ahead of the active one that is alive will have been
+    so for the hold time (None: no such member)."""
+    wait = max(group.failback_hold, state.hold)
+    for key in group.members:
+        if key == state.active:
+            return None
+        since = state.member(key).alive_since
+        if since is not None:
+            return since + wait
     return None
 
 

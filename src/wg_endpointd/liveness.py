@@ -40,7 +40,8 @@ def kicked(state: PeerState, now: float, by_counters: bool = False) -> PeerState
 def judged(state: PeerState) -> PeerState:
     """The pending test datagram led to a repair: it is not judged again, and the way the
     peer answers is learned afresh afterwards (it may have changed)."""
-    return dataclasses.replace(state, kick_rx=-1, answer_delay=None, by_counters=False)
+    return dataclasses.replace(state, kick_rx=-1, answer_delay=None, by_counters=False,
+                               heard=False)
 
 
 def prompt(state: PeerState) -> bool:
@@ -125,6 +126,12 @@ def counted(state: PeerState, packets: int, now: float) -> PeerState:
         delay = took if delay is None else min(delay, took)
     return dataclasses.replace(state, kick_rx=-1, by_counters=False, answer_delay=delay,
                                last_alive=max(at, state.last_alive or at))
+
+
+def heard(state: PeerState, at: float) -> PeerState:
+    """The pending test's address answered on the sending socket at `at` (an inner reply,
+    told apart from any traffic): its later tests are judged that way alone."""
+    return dataclasses.replace(counted(state, 1, at), heard=True)
 
 
 def busy(state: PeerState, since: float) -> PeerState:

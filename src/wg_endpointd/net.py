@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import ipaddress
 import os
@@ -93,54 +92,6 @@ def route_usable(address: str) -> bool:
     except OSError:
         return False
     return not (source.is_link_local and not ip.is_link_local)
-
-
-class TunnelSender:
-    """Sends one small datagram through an interface to an address (True when it went
-    out), keeping one socket per interface and family: the daemon sends a datagram per
-    quiet peer per cycle. A send that fails gets a fresh socket once (netifd may have
-    re-created the interface the old one was bound to)."""
-
-    LIMIT = 256  # sockets kept at most
-
-    def __init__(self) -> None:
-        self._socks: dict[tuple[str, int], socket.socket] = {}
-
-    def __call__(self, iface: str, address: str, port: int = 9) -> bool:
-        family = socket.AF_INET6 if ":" in address else socket.AF_INET
-        for _ in range(2):
-            try:
-                self._socket(iface, family).sendto(b"\0", (address, port))
-                return True
-            except OSError as exc:
-                self._drop(iface, family)
-                if exc.errno == errno.ECONNREFUSED:
-                    return True
-        return False
-
-    def _socket(self, iface: str, family: int) -> socket.socket:
-        sock = self._socks.get((iface, family))
-        if sock is None:
-            if len(self._socks) >= self.LIMIT:
-                self.close()
-            sock = socket.socket(family, socket.SOCK_DGRAM)
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, iface.encode())
-            except OSError:
-                sock.close()
-                raise
-            self._socks[(iface, family)] = sock
-        return sock
-
-    def _drop(self, iface: str, family: int) -> None:
-        sock = self._socks.pop((iface, family), None)
-        if sock is not None:
-            sock.close()
-
-    def close(self) -> None:
-        for sock in self._socks.values():
-            sock.close()
-        self._socks.clear()
 
 
 def rx_packets(iface: str, sys_root: str = "/sys") -> int | None:

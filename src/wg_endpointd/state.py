@@ -68,6 +68,7 @@ class PeerState:
     kick_rx: int = -1  # rx when the unanswered test datagram went out; -1: none pending
     answer_delay: float | None = None  # how fast the peer answers a test (rule 6)
     by_counters: bool = False  # the pending test is judged by its interface's counters
+    heard: bool = False  # its answers are heard on the sending socket (tester.hear)
 
 
 def observe(state: PeerState, dump: PeerDump, now: float,
@@ -88,7 +89,9 @@ def observe(state: PeerState, dump: PeerDump, now: float,
     if state.tx_bytes >= 0 and dump.tx_bytes > state.tx_bytes:
         sent = now
     kick_rx, delay = state.kick_rx, state.answer_delay
-    answered = dump.rx_bytes > kick_rx and not state.by_counters
+    # rx since the last read may predate the test: a peer whose answers are heard on the
+    # socket is judged by the socket alone
+    answered = dump.rx_bytes > kick_rx and not state.by_counters and not state.heard
     if kick_rx >= 0 and (answered or dump.rx_bytes < state.rx_bytes):
         # how fast it answers is learned from an answer alone, never from traffic
         alone = dump.rx_bytes - kick_rx <= ANSWER_BYTES

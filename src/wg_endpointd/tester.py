@@ -3,7 +3,9 @@ when due, so that their verdicts fall on the next read (the timing is liveness.p
 
 A test of a peer that has its interface to itself and answers at once is judged by the
 interface's own counters (a file read: the answer is a packet in). A look needs no
-`wg show` at all when every peer is like that; anything else is read."""
+`wg show` at all when every peer is like that; anything else is read. An inner reply
+(the far stack's port unreachable, tunnel.py) is heard on the sending socket itself:
+it answers the test whatever traffic the tunnel carries."""
 
 from __future__ import annotations
 
@@ -25,8 +27,10 @@ Targets = Mapping[PeerId, tuple[str, str]]  # peer -> (interface, address to aim
 
 class Tester:
     def __init__(self, kick: Callable[[str, str], bool], clock: Callable[[], float],
-                 iface_rx: Callable[[str], int | None]) -> None:
-        self.kick, self.clock, self.iface_rx = kick, clock, iface_rx
+                 iface_rx: Callable[[str], int | None],
+                 answers: Callable[[], Mapping[tuple[str, str], float]] = dict) -> None:
+        self.kick, self.clock, self.iface_rx, self.answers = kick, clock, iface_rx, answers
+        self.sent_to: dict[PeerId, tuple[str, str]] = {}  # where each test went
         self.planned: dict[PeerId, tuple[float, str, str]] = {}  # when, iface, target
         self.next_read = 0.0  # the next cycle's read
         self.targets: dict[PeerId, tuple[str, str]] = {}  # as of the last read
@@ -61,6 +65,15 @@ class Tester:
         self.rx_seen = dict(rx)
         self.seen_at = now
 
+    def hear(self, states: MutableMapping[PeerId, PeerState]) -> None:
+        """Pending tests whose address answered on the socket after they went out."""
+        heard = self.answers()
+        for key, where in self.sent_to.items() if heard else ():
+            at, state = heard.get(where), states.get(key)
+            if at is not None and state is not None and lv.pending(state) \
+                    and state.last_kick is not None and at >= state.last_kick:
+                states[key] = lv.heard(state, at)
+
     def counters(self, peers: Sequence[tuple[PeerId, str]]) -> dict[str, int]:
         """Each peer interface's packets in, read once per look."""
         ifaces = dict.fromkeys(iface for _, iface in peers)
@@ -86,12 +99,16 @@ class Tester:
     def read_due(self, states: Mapping[PeerId, PeerState],
                  peers: Sequence[tuple[PeerId, str]]) -> bool:
         """Whether this look needs a `wg show`: unless every peer has its interface to
-        itself, answers tests at once, and has no test out that counters do not judge."""
+        itself, answers tests at once, and has no test out that counters do not judge, or
+        its answers are heard on the socket."""
         for key, iface in peers:
             state = states.get(key)
-            if state is None or key not in self.targets or self.peers_on.get(iface) != 1 \
-                    or not lv.prompt(state) or (lv.pending(state) and not state.by_counters) \
-                    or iface not in self.rx_seen:
+            if state is None or key not in self.targets:
+                return True
+            if state.heard and lv.prompt(state):
+                continue  # its tests are heard on the socket, wherever it is
+            if self.peers_on.get(iface) != 1 or not lv.prompt(state) \
+                    or (lv.pending(state) and not state.by_counters) or iface not in self.rx_seen:
                 return True
         return not peers
 
@@ -100,8 +117,8 @@ class Tester:
         """A look without `wg show`: more packets in on a peer's interface than its
         answers are its own traffic, a sign of life up to the last look."""
         for key, iface in peers:
-            if iface not in rx:
-                continue
+            if iface not in rx or self.peers_on.get(iface) != 1:
+                continue  # a shared interface's packets may be any peer's
             if rx[iface] > self.rx_seen.get(iface, rx[iface]) and not lv.pending(states[key]):
                 states[key] = lv.busy(states[key], self.seen_at)
             self.rx_seen[iface] = rx[iface]
@@ -120,9 +137,10 @@ class Tester:
         self.planned.pop(key, None)
         base = self.rx_at_kick[key] = self.iface_rx(iface)
         by_counters = base is not None and self.peers_on.get(iface) == 1 \
-            and lv.prompt(states[key])
+            and lv.prompt(states[key]) and not states[key].heard
         if self.kick(iface, target):
             states[key] = lv.kicked(states[key], self.clock(), by_counters)
+            self.sent_to[key] = (iface, target)
 
     def note_untestable(self, key: PeerId, label: str, target: str | None) -> None:
         """Say once that a peer has no address a test datagram could go to."""
@@ -143,6 +161,7 @@ class Tester:
 
     def keep_only(self, keys: Collection[PeerId]) -> None:
         self.planned = {k: v for k, v in self.planned.items() if k in keys}
+        self.sent_to = {k: v for k, v in self.sent_to.items() if k in keys}
         self.targets = {k: v for k, v in self.targets.items() if k in keys}
         self.untestable &= set(keys)
 
