@@ -125,6 +125,7 @@ def proc_stat(pid: int) -> tuple[float, float, int]:
 
 
 def idle(peers: int, seconds: float) -> dict[str, object]:
+    """Idle cost of `peers` peers, each alone on its interface."""
     with Lab() as lab, tempfile.TemporaryDirectory() as tmp:
         links = four_links(lab)
         pairs = [lab.add_wg_pair(51820 + i) for i in range(peers)]
@@ -133,18 +134,44 @@ def idle(peers: int, seconds: float) -> dict[str, object]:
             lab.set_endpoint(pair, links["v6a"].endpoint(pair.peer_port))
             assert lab.ping_through_tunnel(pair)
         confdir = write_config(Path(tmp), pairs, "".join(peer_section(p) for p in pairs), DEBUG)
-        run_dir, log = Path(tmp) / "run", Path(tmp) / "daemon.log"
-        with daemon(lab, confdir, run_dir, log) as proc:
-            wait_for(lambda: all_healthy(run_dir), 20, "healthy")
-            time.sleep(2)
-            cpu0, _, ctx0 = proc_stat(proc.pid)
-            runs0 = wg_runs(log)
-            time.sleep(seconds)
-            cpu1, rss, ctx1 = proc_stat(proc.pid)
-            runs1 = wg_runs(log)
-            resets = log.read_text().count("switched") + log.read_text().count("reset")
-            rss_now = int(dict(line.split(":", 1) for line in Path(
-                f"/proc/{proc.pid}/status").read_text().splitlines())["VmRSS"].split()[0]) / 1024
+        return _idle(lab, confdir, Path(tmp), peers, seconds)
+
+
+def idle_one_interface(peers: int, seconds: float) -> dict[str, object]:
+    """Idle cost of `peers` peers that share one WireGuard interface (each a server of its
+    own, with a tunnel address of its own that answers)."""
+    with Lab() as lab, tempfile.TemporaryDirectory() as tmp:
+        lab.add_link("v4a", 4, "192.0.2.1", "192.0.2.2", 30)
+        pair = lab.add_wg_pair(51820)
+        lab.set_endpoint(pair, "192.0.2.2:51820")
+        servers = [lab.add_server(pair, f"s{i}", f"198.51.100.{4 * i + 1}",
+                                  f"198.51.100.{4 * i + 2}", 30, port=51830 + i,
+                                  allowed_ips_router=[f"198.51.100.{200 + i}/32"],
+                                  tunnel_ip=f"198.51.100.{200 + i}") for i in range(peers - 1)]
+        names = {f"s{i}.wg.test": [s.link.peer_addr] for i, s in enumerate(servers)}
+        lab.set_dns({NAME: ["192.0.2.2"], **names})
+        sections = peer_section(pair) + "".join(
+            f"config wireguard_{pair.router_if}\n\toption public_key '{s.public}'\n"
+            f"\toption endpoint_host 's{i}.wg.test'\n\toption endpoint_port '{s.port}'\n"
+            f"\tlist allowed_ips '{s.tunnel_ip}/32'\n\n" for i, s in enumerate(servers))
+        confdir = write_config(Path(tmp), [pair], sections, DEBUG)
+        return _idle(lab, confdir, Path(tmp), peers, seconds)
+
+
+def _idle(lab: Lab, confdir: str, tmp: Path, peers: int, seconds: float) -> dict[str, object]:
+    run_dir, log = tmp / "run", tmp / "daemon.log"
+    with daemon(lab, confdir, run_dir, log) as proc:
+        wait_for(lambda: all_healthy(run_dir) and len(phases(run_dir)) == peers, 20,
+                 "healthy")
+        time.sleep(2)
+        cpu0, _, ctx0 = proc_stat(proc.pid)
+        runs0 = wg_runs(log)
+        time.sleep(seconds)
+        cpu1, rss, ctx1 = proc_stat(proc.pid)
+        runs1 = wg_runs(log)
+        resets = log.read_text().count("switched") + log.read_text().count("reset")
+        rss_now = int(dict(line.split(":", 1) for line in Path(
+            f"/proc/{proc.pid}/status").read_text().splitlines())["VmRSS"].split()[0]) / 1024
     per_hour = (cpu1 - cpu0) * 3600 / seconds
     return {"peers": peers, "seconds": seconds, "peak_rss_mib": round(rss, 1),
             "rss_mib": round(rss_now, 1), "cpu_s_per_hour": round(per_hour, 2),
@@ -168,14 +195,17 @@ def main() -> int:
               f"{r['hotplug_script_ms_median']:.1f} ms incl. netns exec; "
               f"{r['wg_runs_per_switch_median']:g} wg processes per switch (median)")
     idl = idle(10, args.idle)
-    print(f"idle, 10 peers, {args.idle:.0f} s: RSS {idl['rss_mib']} MiB (peak {idl['peak_rss_mib']}), "
-          f"CPU {idl['cpu_s_per_hour']} s/hour (incl. wg children), "
-          f"{idl['wg_runs_per_hour']} wg processes/hour, "
-          f"{idl['wakeups_per_min']} voluntary context switches/min, "
-          f"{idl['switch_lines']} switches")
+    one = idle_one_interface(10, args.idle)
+    for what, r in (("one per interface", idl), ("all on one interface", one)):
+        print(f"idle, 10 peers {what}, {args.idle:.0f} s: RSS {r['rss_mib']} MiB "
+              f"(peak {r['peak_rss_mib']}), CPU {r['cpu_s_per_hour']} s/hour (incl. wg "
+              f"children), {r['wg_runs_per_hour']} wg processes/hour, "
+              f"{r['wakeups_per_min']} voluntary context switches/min, "
+              f"{r['switch_lines']} switches")
     Path("build").mkdir(exist_ok=True)
     Path("build/bench-daemon.json").write_text(json.dumps(
-        {"event": ev, "rebuilt_then_event": rb, "idle": idl}, indent=1))
+        {"event": ev, "rebuilt_then_event": rb, "idle": idl, "idle_one_interface": one},
+        indent=1))
     return 0
 
 

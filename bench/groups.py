@@ -1,6 +1,9 @@
 """Standby group benchmark in the lab: from the daemon detecting that the active server
 died silently to traffic flowing through the standby (another server, its own key, the
-same tunnel gateway address).
+same tunnel gateway address); with default settings and `persistent_keepalive 5`, the
+active server's silent death (both ways, at a random moment of the cycle) to traffic on
+the standby, idle (the baseline) and under a running ping; and the preferred server's
+return to it carrying the traffic again (`failback_hold 5`).
 
     PYTHONPATH=src:. .venv/bin/python -m bench.groups [--reps 5]
 
@@ -11,14 +14,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 from tests.e2e.helpers import SRC, daemon, wait_for
 from tests.e2e.test_groups import holds, setup
+from tests.e2e.test_groups_traffic import keepalive, pinging
 from tests.lab import Lab
 
 DETECTED = ("no answer to a test datagram", "no sign of life")  # the daemon's two verdicts
@@ -78,6 +84,64 @@ def failover_times(reps: int, candidates: int, **opts: str) -> list[float]:
     return times
 
 
+DEFAULTS = {"check_interval": "10", "dead_after": "30", "verify_timeout": "2"}
+
+
+def death_times(reps: int, traffic: bool) -> list[float]:
+    """Seconds from the active server's silent death (both ways) to a ping answered
+    through the standby; `traffic`: a ping runs through the tunnel all along."""
+    times = []
+    with Lab() as lab, tempfile.TemporaryDirectory() as tmp:
+        (v6, v4), pair, standby, confdir, _ = setup(lab, Path(tmp), **DEFAULTS)
+        for i in range(reps):
+            lab.unblock(v6)
+            lab.unblock(v4)
+            lab.reset_router_peer(pair, v6.endpoint())
+            keepalive(lab, pair, standby)
+            run_dir, log = Path(tmp) / f"run{i}", Path(tmp) / f"daemon{i}.log"
+            ping = pinging(lab, pair.peer_tunnel_ip, 90) if traffic else nullcontext()
+            with daemon(lab, confdir, run_dir, log), ping:
+                wait_for(lambda: holds(lab, pair, pair.peer_public)
+                         and lab.ping_through_tunnel(pair, timeout=1), 20, "preferred", step=0.2)
+                time.sleep(random.uniform(12, 23))  # learned, then anywhere in a cycle
+                lab.block(v6, "both")
+                lab.block(v4, "both")
+                start = time.monotonic()
+                wait_for(lambda: holds(lab, pair, standby.public)
+                         and lab.ping_through_tunnel(pair, timeout=0.2), 45, "standby",
+                         step=0.01)
+                times.append(time.monotonic() - start)
+    return times
+
+
+def failback_times(reps: int) -> list[float]:
+    """Seconds from the preferred server's return (dead for over 30 s) to a ping answered
+    through it again, with `failback_hold 5`."""
+    times = []
+    with Lab() as lab, tempfile.TemporaryDirectory() as tmp:
+        (v6, v4), pair, standby, confdir, _ = setup(lab, Path(tmp), hold="5", **DEFAULTS)
+        for i in range(reps):
+            lab.unblock(v6)
+            lab.unblock(v4)
+            lab.reset_router_peer(pair, v6.endpoint())
+            keepalive(lab, pair, standby)
+            run_dir, log = Path(tmp) / f"run{i}", Path(tmp) / f"daemon{i}.log"
+            with daemon(lab, confdir, run_dir, log):
+                wait_for(lambda: holds(lab, pair, pair.peer_public), 20, "preferred", step=0.2)
+                lab.block(v6, "both")
+                lab.block(v4, "both")
+                wait_for(lambda: holds(lab, pair, standby.public), 45, "failover", step=0.05)
+                time.sleep(random.uniform(30, 45))  # its repairs back off meanwhile
+                lab.unblock(v6)
+                lab.unblock(v4)
+                start = time.monotonic()
+                wait_for(lambda: holds(lab, pair, pair.peer_public)
+                         and lab.ping_through_tunnel(pair, timeout=0.2), 60, "failback",
+                         step=0.01)
+                times.append(time.monotonic() - start)
+    return times
+
+
 def summary(name: str, times: list[float]) -> dict[str, object]:
     out = {"case": name, "n": len(times), "median_s": round(statistics.median(times), 3),
            "min_s": round(min(times), 3), "max_s": round(max(times), 3),
@@ -90,8 +154,22 @@ def summary(name: str, times: list[float]) -> dict[str, object]:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--only-issue17", action="store_true",
+                    help="only the silent-death and failback cases")
     args = ap.parse_args()
     results = [
+        summary("active server dies silently, idle tunnel (baseline) -> traffic on standby",
+                death_times(args.reps, traffic=False)),
+        summary("active server dies silently, ping running -> traffic on standby",
+                death_times(args.reps, traffic=True)),
+        summary("preferred server returns -> it carries the traffic again (hold 5 s)",
+                failback_times(args.reps)),
+    ]
+    if args.only_issue17:
+        Path("build").mkdir(exist_ok=True)
+        Path("build/bench-groups.json").write_text(json.dumps(results, indent=1))
+        return 0
+    results += [
         summary("standby check: re-created standby to handshake (wg set + wg show polls)",
                 standby_check_times(max(args.reps, 5))),
         summary("detected death -> traffic on standby, preferred with 1 address, defaults",

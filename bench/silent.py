@@ -6,7 +6,8 @@ everything (no event) to WireGuard showing a handshake on the other endpoint.
 Two kinds of peer: one whose tunnel address answers test datagrams (an ICMP error), and
 one whose firewall drops them, so it answers only with WireGuard's passive keepalive.
 Two kinds of death: the path drops everything both ways, or only what goes to the peer
-(its answers to datagrams it got before still arrive). The baseline, measured in the same
+(its answers to datagrams it got before still arrive). One more case: a peer that shares
+its interface with another one and carries a running ping when it dies (issue 17). The baseline, measured in the same
 run and lab, is the one-way death announced by an interface event (the hotplug script):
 what the daemon does when it is told. Each death falls at a random moment of the
 daemon's cycle. Writes build/bench-silent.json.
@@ -21,14 +22,17 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 from tests.e2e import helpers as h
+from tests.e2e.test_groups_traffic import pinging
 from tests.lab import Lab
 
 KINDS = ("at once, both ways", "at once, one way", "keepalive, both ways",
-         "keepalive, one way", "event (baseline)")
+         "keepalive, one way", "at once, both ways, shared interface, ping running",
+         "event (baseline)")
 
 
 def healthy(run_dir: Path) -> bool:
@@ -45,9 +49,20 @@ def one(kind: str, show_log: bool) -> float:
         assert lab.ping_through_tunnel(pair)
         if kind.startswith("keepalive"):
             lab.answer_by_keepalive_only(pair)
-        confdir = h.write_config(Path(tmp), [pair], h.peer_section(pair))
+        sections = h.peer_section(pair)
+        if "shared interface" in kind:  # another peer of the same interface, alive
+            other = lab.add_server(pair, "s0", "192.0.2.9", "192.0.2.10", 30,
+                                   port=51830, allowed_ips_router=["198.51.100.200/32"],
+                                   tunnel_ip="198.51.100.200")
+            sections += (f"config wireguard_{pair.router_if}\n"
+                         f"\toption public_key '{other.public}'\n"
+                         f"\toption endpoint_host '192.0.2.10'\n"
+                         f"\toption endpoint_port '51830'\n"
+                         f"\tlist allowed_ips '198.51.100.200/32'\n\n")
+        confdir = h.write_config(Path(tmp), [pair], sections)
         run_dir, log = Path(tmp) / "run", Path(tmp) / "daemon.log"
-        with h.daemon(lab, confdir, run_dir, log):
+        ping = pinging(lab, pair.peer_tunnel_ip, 90) if "ping" in kind else nullcontext()
+        with h.daemon(lab, confdir, run_dir, log), ping:
             h.wait_for(lambda: healthy(run_dir), 20, "healthy")
             time.sleep(random.uniform(12, 23))  # learned, then anywhere in an 11 s cycle
             lab.block(links["v6a"], "both" if kind.endswith("both ways") else "all")

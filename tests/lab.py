@@ -590,11 +590,13 @@ class Lab:
         prefixlen: int,
         port: int = 51820,
         allowed_ips_router: list[str] | None = None,
+        tunnel_ip: str | None = None,
     ) -> Server:
         """Another server for ``pair``'s router interface, in namespace wgl-<tag>-<name>: its
-        own key, the same tunnel address as ``pair``'s peer (as VPN providers do), and a
-        link of its own. The router gets it as one more peer with ``allowed_ips_router``
-        (none by default) and its endpoint. It never initiates handshakes."""
+        own key, the same tunnel address as ``pair``'s peer (as VPN providers do) unless
+        ``tunnel_ip`` gives it one of its own, and a link of its own. The router gets it as
+        one more peer with ``allowed_ips_router`` (none by default) and its endpoint. It
+        never initiates handshakes."""
         if not re.fullmatch(r"[a-z][a-z0-9]{0,2}", name) or name in ("r", "p"):
             raise ValueError("server name: 1-3 characters of [a-z0-9], not 'r' or 'p'")
         ns = f"wgl-{self.tag}-{name}"
@@ -612,17 +614,19 @@ class Lab:
         wg_if = f"wgl{self.tag}{name}"
         self._start_wireguard_go(ns, wg_if)
         priv, pub = self._genkey(f"{wg_if}.key")
-        server = Server(ns, link, wg_if, pub, priv, port, pair.peer_tunnel_ip)
+        server = Server(ns, link, wg_if, pub, priv, port, tunnel_ip or pair.peer_tunnel_ip)
         self._exec(ns, ["wg", "set", wg_if, "private-key", priv, "listen-port", str(port),
                         "peer", pair.router_public, "allowed-ips", f"{pair.router_tunnel_ip}/32"])
         self._ip_batch(
             ns,
             [
-                f"addr add {pair.peer_tunnel_ip}/32 dev {wg_if}",
+                f"addr add {server.tunnel_ip}/32 dev {wg_if}",
                 f"link set {wg_if} up",
                 f"route add {pair.router_tunnel_ip}/32 dev {wg_if}",
             ],
         )
+        if tunnel_ip is not None:
+            self.router(["ip", "route", "add", f"{tunnel_ip}/32", "dev", pair.router_if])
         self.block_server(server, False)
         self.router(["wg", "set", pair.router_if, "peer", pub, "allowed-ips",
                      ",".join(allowed_ips_router or []), "endpoint", server.endpoint()])
