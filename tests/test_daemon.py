@@ -250,3 +250,28 @@ def test_full_tunnel_never_fails_back_to_a_candidate_no_route_takes_out_of_it(tm
     run_for(d, clock, 200)
     assert len(wg.resets) == resets and phase(d) == st.FALLBACK
     assert not any(V6.address in g for call in prober.calls[calls:] for g in call)
+
+
+def test_wg_missing_while_running_leaves_peers_unknown_and_status_says_why(
+        tmp_path, monkeypatch, capsys):
+    """Issue 18: with `wg` gone, nothing is known of any peer: `unknown`, never `down`."""
+    from wg_endpointd import cli, status
+    from wg_endpointd.errors import WgUnavailable
+
+    d, wg, clock, _ = make(tmp_path)
+    run_for(d, clock, 20)
+    assert phase(d) == st.HEALTHY
+
+    def gone(*_a, **_k):
+        raise WgUnavailable("wg binary not found: wg")
+
+    wg.show = wg.show_all = gone
+    d.on_signal(signal.SIGUSR1)
+    run_for(d, clock, 60)
+    assert phase(d) == st.UNKNOWN and "wg binary not found" in d._state(d.peers[0]).fault
+    d.write_state()
+    monkeypatch.setenv("WG_ENDPOINTD_RUN_DIR", str(tmp_path / "run"))
+    monkeypatch.setattr(status.RunDir, "daemon_running", lambda self: 4321)
+    assert cli.main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert "unknown" in out and "why: wg binary not found" in out and "down" not in out

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from wg_endpointd.errors import WgError
+from wg_endpointd.errors import WgError, WgUnavailable
 from wg_endpointd.model import Endpoint, PeerDump
 from wg_endpointd.wg import Reset, WgClient, parse_dump, reset_args
 
@@ -109,6 +109,9 @@ def test_client_passes_psk_through_a_pipe_not_argv():
     (subprocess.TimeoutExpired(["wg"], 5), "timed out"),
 ])
 def test_client_errors_are_one_line(exc, msg):
+    if isinstance(exc, FileNotFoundError):  # no wg at all: nothing can be known
+        with pytest.raises(WgUnavailable):
+            WgClient(run=Recorder(exc=exc)).show("wg0")
     with pytest.raises(WgError, match=msg):
         WgClient(run=Recorder(exc=exc)).show("wg0")
 

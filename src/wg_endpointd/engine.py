@@ -15,7 +15,7 @@ from . import candidates as cand
 from . import net, policy, tunnel, waits
 from .allowed import default_probe_address
 from .config import PeerConfig
-from .errors import ProbeSetupError, WgError, WgMissing
+from .errors import ProbeSetupError, WgError, WgMissing, WgUnavailable
 from .model import Endpoint, InterfaceDump, PeerDump, ProbeResult
 from .outcome import Outcome, PeerId, peer_id
 from .verify import Job, RoutesLike, Verifier, WgLike
@@ -160,6 +160,8 @@ class Engine:
             dump = dumps[peer.interface]
             if isinstance(dump, WgMissing):
                 errors[peer_id(peer)] = Outcome(peer, "absent", None, str(dump))
+            elif isinstance(dump, WgUnavailable):  # nothing known: not judged down
+                errors[peer_id(peer)] = Outcome(peer, "unavailable", None, str(dump))
             elif isinstance(dump, WgError):
                 errors[peer_id(peer)] = Outcome(peer, "error", None, str(dump))
             elif peer.public_key not in dump.peers:

@@ -25,6 +25,11 @@ class WgError(WgEndpointdError):
     """The wg binary is missing, failed or hung."""
 
 
+class WgUnavailable(WgError):
+    """The wg binary cannot be run at all (not installed, not executable): nothing is
+    known about any peer, so none is judged."""
+
+
 class WgMissing(WgError):
     """The WireGuard interface is not there (netifd may be re-creating it)."""
 

@@ -209,6 +209,11 @@ def settle(old: PeerState, res: Result, now: float, wall: float, fallback: bool,
         lines.append((level, f"{res.detail}; retrying with backoff (next in {delay:.0f} s)"))
     elif res.status == "dropped":
         state = retry_soon(state)
+    elif res.status == "unavailable":  # `wg` cannot run: nothing known, nothing judged
+        if old.fault != res.detail:
+            lines.append((logging.ERROR, f"{res.detail}; its state is unknown until wg runs"))
+        state = dataclasses.replace(state, phase=UNKNOWN, fault=res.detail,
+                                    next_repair=now + delay)
     elif res.status == "absent":  # netifd rebuilding it: its ifup wakes us, no error
         if old.fault != res.detail:
             lines.append((logging.INFO, f"{res.detail}; waiting for it to come back"))

@@ -40,6 +40,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         ago = f"{now - seen:.0f}s ago" if isinstance(seen, (int, float)) else "never"
         print(f"  {p['interface']:<8} {name:<16} {p['phase']:<9} {p['endpoint'] or '-':<28} "
               f"verified {ago}")
+        if p.get("fault") and p["phase"] in ("unknown", "down"):
+            print(f"           why: {p['fault']}")
         sw = p.get("last_switch")
         if sw:
             print(f"           last switch {sw['from']} -> {sw['to']}: {sw['reason']}")

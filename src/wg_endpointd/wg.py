@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from . import proc
-from .errors import WgError, WgMissing
+from .errors import WgError, WgMissing, WgUnavailable
 from .model import Endpoint, InterfaceDump, PeerDump
 from .validate import is_ifname, is_public_key
 
@@ -117,11 +117,11 @@ class WgClient:
             done = self._run(argv, timeout=self._timeout, env=self._env,
                              pass_fds=tuple(pass_fds))
         except FileNotFoundError:
-            raise WgError(f"wg binary not found: {self._wg}") from None
+            raise WgUnavailable(f"wg binary not found: {self._wg}") from None
         except subprocess.TimeoutExpired:
             raise WgError(f"`wg {what}` timed out after {self._timeout:g} s") from None
         except OSError as exc:
-            raise WgError(f"cannot run {self._wg}: {exc.strerror}") from None
+            raise WgUnavailable(f"cannot run {self._wg}: {exc.strerror}") from None
         if done.returncode != 0:
             detail = (done.stderr or "").strip().splitlines()
             why = detail[-1] if detail else str(done.returncode)
