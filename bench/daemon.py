@@ -190,9 +190,10 @@ def main() -> int:
     for what, r in (("hotplug event", ev), ("uplink down, netifd rebuilds wg (§10 order)", rb)):
         t = r["event_to_verified_s"]
         assert isinstance(t, list)
+        script = (f"hotplug script {r['hotplug_script_ms_median']:.1f} ms incl. netns exec; "
+                  if r["hotplug_script_ms_median"] else "")
         print(f"{what} -> verified endpoint: median {r['median_s']:.3f} s (min {min(t):.3f}, "
-              f"max {max(t):.3f}, n={args.reps}); hotplug script "
-              f"{r['hotplug_script_ms_median']:.1f} ms incl. netns exec; "
+              f"max {max(t):.3f}, n={args.reps}); {script}"
               f"{r['wg_runs_per_switch_median']:g} wg processes per switch (median)")
     idl = idle(10, args.idle)
     one = idle_one_interface(10, args.idle)

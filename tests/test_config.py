@@ -417,3 +417,75 @@ def test_every_option_is_documented_in_the_shipped_file_and_readme():
         after = readme.split(f"### `config {kind}")[1].split("\n\n")
         part = next(p for p in after if p.startswith("| option"))
         assert {row.split("`")[1] for row in part.splitlines()[2:]} == {o.name for o in table}
+
+
+def _with_k4(host):
+    return NETWORK + f"\nconfig wireguard_wg0\n option public_key '{K4}'\n" \
+                     f" option endpoint_host '{host}'\n"
+
+
+def _k4(cfg):
+    [found] = [p for p in cfg.peers if p.public_key == K4]
+    return found
+
+
+@pytest.mark.parametrize("host,why", [
+    ("127.0.0.1", "a loopback address"),
+    ("::1", "a loopback address"),
+    ("0.0.0.0", "the unspecified address"),
+    ("224.0.0.1", "a multicast address"),
+    ("ff02::1", "a multicast address"),
+    ("255.255.255.255", "the broadcast address"),
+    ("169.254.7.7", "a link-local address"),
+    ("fe80::1", "a link-local address"),
+])
+def test_endpoint_host_literal_that_is_never_an_endpoint_is_dropped(fs, host, why):
+    own = f"config peer\n option interface wg0\n option public_key '{K4}'\n" \
+          " list candidate backup.wg.test\n"
+    cfg = _load(fs, own, _with_k4(host))
+    (hit,) = [p for p in cfg.problems if "endpoint_host" in p]
+    assert hit.startswith(f"/etc/config/network:33: @wireguard_wg0[4].endpoint_host: {host} "
+                          f"is {why}")
+    assert hit.endswith("never a remote endpoint; this candidate is dropped")
+    k4 = _k4(cfg)
+    assert k4.managed and [h.host for h in k4.hosts] == ["backup.wg.test"]  # the rest is used
+    assert k4.endpoint_host == host  # as configured (shown by `config`)
+
+
+def test_a_peer_left_without_candidates_is_not_managed(fs, capsys):
+    cfg = _load(fs, "config globals\n", _with_k4("127.0.0.1"))
+    k4 = _k4(cfg)
+    assert not k4.managed and k4.reason == "no usable candidate" and k4.hosts == ()
+    assert cli.main(["config", "--config-dir", "/etc/config"]) == 1
+    err = capsys.readouterr().err
+    assert "network:33: @wireguard_wg0[4].endpoint_host: 127.0.0.1 is a loopback" in err
+
+
+def test_candidate_literals_that_are_never_an_endpoint_are_dropped(fs):
+    own = f"config peer\n option interface wg0\n option public_key '{K1}'\n" \
+          " list candidate '[::1]:51820'\n list candidate '255.255.255.255'\n" \
+          " list candidate '239.1.1.1:9 [ff05::2]'\n list candidate '169.254.0.9'\n" \
+          " list candidate '0.0.0.0' \n list candidate '[2001:db8::9]'\n"
+    cfg = _load(fs, own)
+    home = cfg.peers[0]
+    assert home.managed
+    assert [str(h) for h in home.hosts] == ["peer.wg.test:51820", "[2001:db8::9]:51820"]
+    hits = [p for p in cfg.problems if ".candidate:" in p]
+    assert [h.split(": ", 2)[2].split(" is ")[0] for h in hits] == [
+        "::1", "255.255.255.255", "239.1.1.1", "ff05::2", "169.254.0.9", "0.0.0.0"]
+    # the line uci keeps for a list is that of its last item (as for other candidate errors)
+    assert all(h.startswith("/etc/config/wg-endpointd:9: @peer[0].candidate: ") for h in hits)
+    assert all(h.endswith("never a remote endpoint; this candidate is dropped") for h in hits)
+
+
+def test_probe_address_outside_the_allowed_ips_is_warned(fs):
+    head = f"config peer\n option interface wg0\n option public_key '{K1}'\n"
+    cfg = _load(fs, head + " option probe_address 10.64.0.1\n")
+    [hit] = [p for p in cfg.problems if "probe_address" in p]
+    assert hit.startswith("/etc/config/wg-endpointd:4: @peer[0].probe_address: 10.64.0.1 is "
+                          "outside the peer's allowed IPs (198.51.100.128/25, 198.51.100.129/32)")
+    assert cfg.peers[0].managed and cfg.peers[0].probe_address == "10.64.0.1"  # still used
+
+    own = uci.parse(head + " option probe_address 198.51.100.200\n", "/etc/config/wg-endpointd")
+    cfg = config.build(uci.parse(NETWORK, "/etc/config/network"), own)
+    assert not [p for p in cfg.problems if "probe_address" in p]

@@ -329,3 +329,85 @@ def test_full_tunnel_without_host_routes_pings_none_of_its_covered_candidates():
     eng, _ = engine(wg, prober)
     eng.round([peer(allowed_ips=("0.0.0.0/0",), route_allowed_ips=True)])
     assert prober.calls[0] == [[V6.address, V6B.address]]  # IPv6 is not in its tunnel
+
+
+# -- addresses that are never a remote endpoint (issue 18) ---------------------------------
+
+OWN_V4, OWN_V6 = "203.0.113.7", "2001:db8:77::1"  # this host's own, in the tests below
+BOGUS = ["127.0.0.1", "::1", "0.0.0.0", "::", "224.0.0.1", "ff02::1", "255.255.255.255",
+         "169.254.1.1", "fe80::1", OWN_V4, OWN_V6, "203.0.113.255"]
+
+
+def own_addresses():
+    import ipaddress
+
+    return [ipaddress.ip_interface(f"{OWN_V4}/24"), ipaddress.ip_interface(f"{OWN_V6}/64")]
+
+
+def test_bogus_dns_answers_are_neither_probed_nor_tried(caplog):
+    """DNS answers loopback, unspecified, multicast, broadcast, link-local and this host's
+    own addresses first, each with a 0.05 ms "ping": none costs the round any time."""
+    import logging
+
+    wg = FakeWg({"wg0": {K1: dump()}}, working={V4})
+    prober = FakeProber({**{a: 0.05 for a in BOGUS}, V4.address: 3.0})
+    routed: list[str] = []
+    eng, clock = engine(wg, prober, table={"peer.wg.test": [*BOGUS, V4.address]},
+                        route_ok=lambda a: routed.append(a) or True, local=own_addresses)
+    with caplog.at_level(logging.DEBUG, logger="wg_endpointd.engine"):
+        [out] = eng.round([peer()])
+    assert out.status == "switched" and out.endpoint == V4
+    assert tried(wg) == [V4] and out.candidates == (V4,)
+    assert not {a for call in prober.calls for group in call for a in group} & set(BOGUS)
+    assert not set(routed) & set(BOGUS)  # not even a route lookup
+    assert clock.now - 1000 < 1.5  # as with V4 alone (test_dead_ipv6_moves_to_ipv4...)
+    skipped = [r.getMessage() for r in caplog.records if " skipped: " in r.getMessage()]
+    assert len(skipped) == len(BOGUS) and all(r.startswith("wg0/") for r in skipped)
+    assert "wg0/Va59Y/gE: 127.0.0.1 skipped: a loopback address" in skipped
+    assert f"wg0/Va59Y/gE: {OWN_V4} skipped: an address of this host" in skipped
+    assert all(r.levelno == logging.DEBUG for r in caplog.records if " skipped: " in r.getMessage())
+
+
+def test_only_bogus_answers_leave_the_current_endpoint_alone():
+    wg = FakeWg({"wg0": {K1: dump()}}, working=set())
+    eng, clock = engine(wg, FakeProber({a: 0.05 for a in BOGUS}),
+                        table={"peer.wg.test": BOGUS}, local=own_addresses)
+    [out] = eng.round([peer()])
+    assert wg.resets == [] and out.endpoint == V6 and out.candidates == ()
+    assert clock.now - 1000 < 1.5
+
+
+def test_a_bogus_address_is_reported_for_each_peer_that_has_it(caplog):
+    import logging
+
+    wg = FakeWg({"wg0": {K1: dump(), K2: dump(key=K2)}}, working={V4})
+    eng, _ = engine(wg, FakeProber({V4.address: 1.0}),
+                    table={"peer.wg.test": ["127.0.0.1", V4.address]})
+    with caplog.at_level(logging.DEBUG, logger="wg_endpointd.engine"):
+        outs = eng.round([peer(), peer(K2)])
+    assert [o.endpoint for o in outs] == [V4, V4]
+    skipped = sorted(r.getMessage() for r in caplog.records if " skipped: " in r.getMessage())
+    assert skipped == ["wg0/HbTz4YbS: 127.0.0.1 skipped: a loopback address",
+                       "wg0/Va59Y/gE: 127.0.0.1 skipped: a loopback address"]
+
+
+def test_own_addresses_are_read_each_round():
+    import ipaddress
+
+    mine = [ipaddress.ip_interface(f"{V4.address}/24")]
+    wg = FakeWg({"wg0": {K1: dump(endpoint=V4B)}}, working={V4})
+    eng, _ = engine(wg, FakeProber({V4.address: 1.0}), table={"peer.wg.test": [V4.address]},
+                    local=lambda: list(mine))
+    [out] = eng.round([peer(verify_timeout=0.5)])
+    assert tried(wg) == [] and out.candidates == ()  # V4 was this host's own
+    mine.clear()  # the address moved away from this host
+    [out] = eng.round([peer()])
+    assert out.status == "switched" and out.endpoint == V4
+
+
+def test_own_addresses_come_from_the_host_unless_its_routes_are_faked():
+    from wg_endpointd import net
+
+    wg = FakeWg({}, working=set())
+    assert Engine(wg, FakeProber({})).local is net.local_addresses
+    assert Engine(wg, FakeProber({}), route_ok=lambda a: True).local() == []

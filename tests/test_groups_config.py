@@ -104,7 +104,8 @@ def test_members_that_share_nothing_need_allowed_ips():
     cfg = build(group(keys=(KA, KB)), network)
     assert cfg.groups == () and "share no allowed IPs" in cfg.problems[0]
     cfg = build(group(keys=(KA, KB), extra="\tlist allowed_ips '0.0.0.0/0'\n"), network)
-    assert cfg.problems == () and cfg.groups[0].allowed_ips == ("0.0.0.0/0",)
+    assert cfg.groups[0].allowed_ips == ("0.0.0.0/0",)  # used, with a warning: no member has it
+    assert [p for p in cfg.problems if "no member has" not in p] == []
 
 
 def test_group_is_a_known_section_and_its_typos_are_warned():
@@ -122,3 +123,25 @@ def test_config_command_reports_a_broken_group(fs, capsys):
     assert cli.main(["config", "--config-dir", "/etc/config"]) == 1
     err = capsys.readouterr().err
     assert "/etc/config/wg-endpointd:1: vpn: a group needs at least two" in err
+
+
+def test_a_listed_allowed_ip_no_member_has_is_warned_once():
+    network = ("config interface 'wg0'\n\toption proto 'wireguard'\n\n"
+               + peer("wg0", KA, ips=("10.8.0.1/32", "::/0"))
+               + peer("wg0", KB, ips=("10.8.0.2/32", "10.98.0.0/16")))
+    cfg = build(group(keys=(KA, KB), extra="\tlist allowed_ips '10.99.0.0/16'\n"
+                      "\tlist allowed_ips '2001:db8::/64 10.98.7.0/24'\n"
+                      "\tlist allowed_ips '0.0.0.0/0'\n"), network)
+    [g] = cfg.groups  # still used: a route of the user's own may carry the traffic
+    assert g.allowed_ips == ("10.99.0.0/16", "2001:db8::/64", "10.98.7.0/24", "0.0.0.0/0")
+    [line] = cfg.problems
+    assert line.startswith("/etc/config/wg-endpointd:7: vpn: allowed_ips 10.99.0.0/16, "
+                           "0.0.0.0/0: no member has it in its own allowed_ips")
+    assert "routes no traffic for it into wg0" in line
+
+
+def test_a_listed_allowed_ip_inside_a_members_own_is_fine():
+    network = ("config interface 'wg0'\n\toption proto 'wireguard'\n\n"
+               + peer("wg0", KA, ips=("10.8.0.0/16",)) + peer("wg0", KB, ips=("10.8.0.2/32",)))
+    cfg = build(group(keys=(KA, KB), extra="\tlist allowed_ips '10.8.1.0/24'\n"), network)
+    assert len(cfg.groups) == 1 and cfg.problems == ()

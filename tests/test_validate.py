@@ -1,14 +1,18 @@
 import pytest
 
+from wg_endpointd.config import HostSpec
 from wg_endpointd.validate import (
     check_host,
+    drop_never,
     ip_literal,
     is_hostname,
     is_ifname,
     is_public_key,
+    never_endpoint,
     parse_endpoint_host,
     parse_hostport,
     parse_port,
+    probe_outside,
 )
 
 
@@ -77,8 +81,8 @@ def test_mapped_and_link_local_addresses_say_why():
         check_host("::ffff:192.0.2.2")
     with pytest.raises(ValueError, match="zone are not supported"):
         check_host("fe80::1%eth0")
-    with pytest.raises(ValueError, match="link-local addresses are not supported"):
-        check_host("fe80::1")
+    assert check_host("fe80::1") == "fe80::1"  # never_endpoint() says why it is dropped
+    assert "link-local" in (never_endpoint("fe80::1") or "")
     assert check_host("2001:DB8::1") == "2001:db8::1"
 
 
@@ -95,3 +99,41 @@ def test_endpoint_host_accepts_what_wireguard_sh_accepts():
     assert parse_endpoint_host("peer.wg.test") == "peer.wg.test"
     with pytest.raises(ValueError, match="zone"):
         parse_endpoint_host("fe80::1%eth0")
+
+
+@pytest.mark.parametrize("host,why", [
+    ("127.0.0.1", "a loopback address"), ("[::1]", "a loopback address"),
+    ("0.0.0.0", "the unspecified address"), ("::", "the unspecified address"),
+    ("224.0.0.251", "a multicast address"), ("ff02::1", "a multicast address"),
+    ("255.255.255.255", "the broadcast address"),
+    ("169.254.1.1", "a link-local address"), ("fe80::1", "a link-local address"),
+])
+def test_static_classes_are_never_an_endpoint(host, why):
+    assert (never_endpoint(host) or "").startswith(why)
+
+
+@pytest.mark.parametrize("host", ["192.0.2.1", "2001:db8::1", "10.0.0.1", "localhost",
+                                  "peer.wg.test", "ff02.example"])
+def test_names_and_remote_addresses_pass(host):
+    assert never_endpoint(host) is None  # a name is judged when it resolves
+
+
+def test_drop_never_keeps_the_rest_and_names_where():
+    notes: list[str] = []
+    hosts = [HostSpec("127.0.0.1", 1), HostSpec("peer.wg.test", 2), HostSpec("ff02::1", 3)]
+    assert drop_never(hosts, "f:3: @peer[0].candidate", notes) == [HostSpec("peer.wg.test", 2)]
+    assert notes == [
+        "f:3: @peer[0].candidate: 127.0.0.1 is a loopback address, never a remote endpoint; "
+        "this candidate is dropped",
+        "f:3: @peer[0].candidate: ff02::1 is a multicast address, never a remote endpoint; "
+        "this candidate is dropped"]
+
+
+def test_probe_address_must_be_inside_the_allowed_ips():
+    assert probe_outside("10.0.0.1", ["10.0.0.0/24"], "w") == []
+    assert probe_outside("10.0.0.1", ["2001:db8::/64", "0.0.0.0/0"], "w") == []
+    assert probe_outside("2001:db8::1", ["bad", "2001:db8::/64"], "w") == []
+    [line] = probe_outside("10.0.1.1", ["10.0.0.0/24", "2001:db8::/64"], "f:9: @peer[0].probe_address")
+    assert line.startswith("f:9: @peer[0].probe_address: 10.0.1.1 is outside the peer's allowed "
+                           "IPs (10.0.0.0/24, 2001:db8::/64)")
+    assert "(none)" in probe_outside("10.0.0.1", [], "w")[0]

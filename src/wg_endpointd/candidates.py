@@ -1,4 +1,5 @@
-"""Candidate endpoints: dedupe, drop IPv4-mapped addresses, RFC 8305 ordering."""
+"""Candidate endpoints: dedupe, drop IPv4-mapped addresses and addresses that are never
+a remote endpoint, RFC 8305 ordering."""
 
 from __future__ import annotations
 
@@ -6,8 +7,11 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 
 from .model import Endpoint
+from .validate import never_endpoint
 
 _MAPPED = ipaddress.ip_network("::ffff:0:0/96")
+
+IfAddress = ipaddress.IPv4Interface | ipaddress.IPv6Interface  # an address with its prefix
 
 
 def preferred_family(setting: str) -> int:
@@ -24,6 +28,23 @@ def clean(endpoints: Iterable[Endpoint]) -> list[Endpoint]:
             continue
         seen.setdefault(Endpoint(str(ip), ep.port), None)
     return list(seen)
+
+
+def bogus(address: str, own: Iterable[IfAddress] = ()) -> str | None:
+    """Why `address` can never be a remote endpoint, else None: loopback, unspecified,
+    multicast, broadcast, link-local, IPv4-mapped, an address of this host (`own`), or
+    the broadcast address of one of this host's IPv4 subnets."""
+    why = never_endpoint(address)
+    if why is not None:
+        return why
+    ip = ipaddress.ip_address(address)
+    for mine in own:
+        if ip == mine.ip:
+            return "an address of this host"
+        net = mine.network
+        if net.version == 4 and net.prefixlen < 31 and ip == net.broadcast_address:
+            return f"the broadcast address of this host's subnet {net}"
+    return None
 
 
 def interleave(endpoints: Sequence[Endpoint], prefer: int, first_count: int = 1) -> list[Endpoint]:

@@ -20,12 +20,14 @@ from .options import LOG_LEVELS as LOG_LEVELS
 from .options import Settings as Settings
 from .overrides import Override
 from .validate import (
+    drop_never,
     ip_literal,
     is_ifname,
     is_public_key,
     parse_endpoint_host,
     parse_hostport,
     parse_port,
+    probe_outside,
 )
 
 DEFAULT_PORT = 51820
@@ -184,6 +186,8 @@ def _read_peer(sec: uci.Section, iface: str, settings: Settings, over: Override 
         except ValueError as exc:
             raise ConfigError(f"{sec.ref}.endpoint_host: {exc}", net_path,
                               sec.line_of("endpoint_host")) from None
+        where = f"{net_path}:{sec.line_of('endpoint_host')}: {sec.ref}.endpoint_host"
+        hosts = drop_never(hosts, where, notes)
     allowed = tuple(a for item in sec.get_list("allowed_ips") for a in item.split())
     peer = PeerConfig(
         interface=iface, public_key=key, section=sec.ref,
@@ -201,13 +205,14 @@ def _read_peer(sec: uci.Section, iface: str, settings: Settings, over: Override 
     if over.conflict:
         notes.append(f"{over.conflict}; the peer is left alone")
         return _manage_state(peer, "contradicting overrides")
-    peer = _apply_override(peer, over.section, own_path)
+    peer = _apply_override(peer, over.section, own_path, notes)
     managed = _value(over.section, _PEER_OPTIONS["managed"], own_path) \
         if "managed" in over.section.options else True
     return _manage_state(peer, "" if managed else "opted out (managed 0)")
 
 
-def _apply_override(peer: PeerConfig, sec: uci.Section, path: str) -> PeerConfig:
+def _apply_override(peer: PeerConfig, sec: uci.Section, path: str,
+                    notes: list[str]) -> PeerConfig:
     hosts = list(peer.hosts)
     for item in sec.get_list("candidate"):
         for text in item.split():
@@ -217,12 +222,15 @@ def _apply_override(peer: PeerConfig, sec: uci.Section, path: str) -> PeerConfig
                 raise ConfigError(f"{sec.ref}.candidate: {exc}", path,
                                   sec.line_of("candidate")) from None
             hosts.append(HostSpec(name, port))
+    hosts = drop_never(hosts, f"{path}:{sec.line_of('candidate')}: {sec.ref}.candidate", notes)
     probe_address = peer.probe_address
     if sec.get("probe_address"):
         probe_address = ip_literal(sec.get("probe_address") or "")
         if probe_address is None:
             raise ConfigError(f"{sec.ref}.probe_address: not an IP address", path,
                               sec.line_of("probe_address"))
+        notes += probe_outside(probe_address, peer.allowed_ips,
+                               f"{path}:{sec.line_of('probe_address')}: {sec.ref}.probe_address")
     changes: dict[str, object] = {}
     for name in ("family", "probe_timeout", "verify_timeout"):
         if name in sec.options:
@@ -236,7 +244,7 @@ def _manage_state(peer: PeerConfig, opted_out: str) -> PeerConfig:
     if not reason and peer.disabled:
         reason = "disabled in network config"
     elif not reason and not peer.hosts:
-        reason = "passive (no endpoint_host)"
+        reason = "no usable candidate" if peer.endpoint_host else "passive (no endpoint_host)"
     if reason:
         return dataclasses.replace(peer, managed=False, reason=reason)
     return peer

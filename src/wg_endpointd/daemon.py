@@ -16,13 +16,14 @@ import time
 from collections.abc import Callable
 from typing import Any, cast
 
-from . import failback, snapshot
+from . import failback, faults, snapshot
 from . import liveness as lv
 from . import state as st
 from .config import Config, PeerConfig
 from .engine import Engine
 from .errors import ConfigError, WgEndpointdError, WgError
 from .failover import AllowedIpsLike, Keeper
+from .faultlog import FaultLog
 from .outcome import Outcome, peer_id
 from .rundir import RunDir
 from .statefile import StateFile
@@ -47,6 +48,7 @@ class Daemon:
         self.states: dict[tuple[str, str], st.PeerState] = {}
         self.wake = self.reload = self.stop = False
         self.next_check = self.next_resolve = self.next_failback = 0.0
+        self.faultlog = FaultLog()  # per-peer lines within a router log's budget
         self.tester = Tester(lambda iface, target: self.engine.kick(iface, target), clock,
                              lambda iface: self.engine.iface_rx(iface),
                              lambda: self.engine.answers())
@@ -85,8 +87,8 @@ class Daemon:
     def _set(self, peer: PeerConfig, new: st.PeerState) -> None:
         old = self._state(peer)
         if new.phase != old.phase:
-            log.info("%s: %s -> %s (%s)", peer.label, old.phase, new.phase,
-                     new.endpoint or "no endpoint")
+            self.faultlog.line(peer.label, logging.INFO, f"{old.phase} -> {new.phase} "
+                                                         f"({new.endpoint or 'no endpoint'})")
         self.states[peer_id(peer)] = new
 
     def hotplug_names(self) -> list[str]:
@@ -108,15 +110,16 @@ class Daemon:
                                  self.clock(), self.wall(),
                                  bool(failback.better(peer, out.endpoint, cands)), delay)
         for level, text in lines:
-            log.log(level, "%s: %s", peer.label, text)
+            self.faultlog.line(peer.label, level, text)
         if out.ok and out.endpoint is not None:
             self.engine.remembered[peer_id(peer)] = out.endpoint
         self._set(peer, state)
 
     def _apply_all(self, outcomes: list[Outcome]) -> None:
-        for out in outcomes:
-            self.apply(out)
-        self.groups.after_round(outcomes)
+        with self.faultlog.batch():
+            for out in outcomes:
+                self.apply(out)
+            self.groups.after_round(outcomes)
 
     # -- the loop ----------------------------------------------------------
 
@@ -128,7 +131,8 @@ class Daemon:
         scheduled, now = why == "scheduled check", self.clock()
         shown = [peer_id(p) for p in self.own_peers() if scheduled and lv.shown_alive(
             self._state(p), now, self.cfg.settings.dead_after)]
-        self._apply_all(self.engine.round(self.peers, leave_idle=scheduled, known_alive=shown))
+        self._apply_all(self.engine.round(self.peers, leave_idle=scheduled, known_alive=shown,
+                                          quiet=faults.failing(self.states)))
         if self.last_round is None and self.engine.routes is not None:
             self.engine.routes.prune_adopted()  # left by an earlier run, not needed now
         self.last_round = {"at": round(self.wall(), 3), "reason": why}
@@ -172,6 +176,10 @@ class Daemon:
         """Liveness: one `wg show` for every peer, unless interface counters settle the
         look (tester.py); repair dead peers; plan test datagrams so that their verdicts
         fall on the next cycle's read (liveness.py)."""
+        with self.faultlog.batch():
+            self._check()
+
+    def _check(self) -> None:
         s, now = self.cfg.settings, self.clock()
         peers = self.own_peers()
         own = [(peer_id(p), p.interface) for p in peers]
@@ -203,7 +211,8 @@ class Daemon:
                 dead.append(peer)
                 why = (f"no answer to a test datagram within {lv.answer_wait(state):.1f} s"
                        if silent else f"no sign of life for {s.dead_after:g} s")
-                log.info("%s: %s", peer.label, why)
+                self.faultlog.line(peer.label, logging.DEBUG if state.fault else logging.INFO,
+                                   why)  # a known fault: the summary line tells
                 state = lv.judged(state)
                 self.tester.cancel(key)
             elif target is not None:
@@ -215,7 +224,8 @@ class Daemon:
         if dead:
             actives = self.groups.actives()
             plain = [p for p in dead if peer_id(p) not in actives]
-            outcomes = self.engine.round(plain) if plain else []
+            outcomes = self.engine.round(plain, quiet=faults.failing(self.states)) \
+                if plain else []
             self._apply_all(outcomes + self.groups.repair(
                 [p for p in dead if peer_id(p) in actives]))
         if read:
@@ -252,6 +262,7 @@ class Daemon:
             looked = True
         if not fallback or now >= self.next_failback:  # no wake-ups while nothing is to do
             self.next_failback = now + s.check_interval
+        self.faultlog.summarise(now, self.states, {peer_id(p): p.label for p in self.peers})
         if looked:
             self.write_state()
         return max(0.0, min(self.next_check, self.next_resolve, self.tester.next_due(),

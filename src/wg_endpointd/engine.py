@@ -43,7 +43,8 @@ class Engine:
                  subnets: Callable[[str], list[net.IfAddress]] = net.tunnel_subnets,
                  wall: Callable[[], float] = time.time,
                  iface_rx: Callable[[str], int | None] = net.rx_packets,
-                 answers: Callable[[], tunnel.Answers] | None = None) -> None:
+                 answers: Callable[[], tunnel.Answers] | None = None,
+                 local: Callable[[], Sequence[net.IfAddress]] | None = None) -> None:
         self.wg, self.prober = wg, prober
         self.resolve: Resolver = resolve or (
             lambda hosts: net.resolve_many(hosts, stop=self.stopping))
@@ -53,6 +54,8 @@ class Engine:
         self.answers: Callable[[], tunnel.Answers] = answers or (
             sender.answers if kick is None else dict)
         self.route_ok, self.subnets, self.wall = route_ok, subnets, wall
+        # this host's own addresses; none when a test fakes its routes
+        self.local = local or (net.local_addresses if route_ok is net.route_usable else list)
         self.iface_rx = iface_rx
         self.clock, self.sleep, self.poll = clock, sleep, poll
         self.last_resolved: dict[str, list[str]] = {}
@@ -94,7 +97,8 @@ class Engine:
     def candidates(self, peers: Sequence[PeerConfig]) -> dict[PeerId, list[Endpoint]]:
         """Usable candidates per peer, in Happy Eyeballs order."""
         resolved = self.resolve(h.host for p in peers for h in p.hosts)
-        usable: dict[str, bool] = {}
+        own = self.local()  # read each round: cheap, and addresses come and go
+        skip: dict[str, str] = {}  # address -> why it is never tried ("" to try it)
         out: dict[PeerId, list[Endpoint]] = {}
         for peer in peers:
             eps: list[Endpoint] = []
@@ -109,11 +113,12 @@ class Engine:
                 eps += [Endpoint(a, spec.port) for a in found]
             eps = cand.clean(eps)
             for ep in eps:
-                if ep.address not in usable:
-                    usable[ep.address] = self.route_ok(ep.address)
-                    if not usable[ep.address]:
-                        log.debug("no route from this host to %s, skipped", ep.address)
-            eps = [e for e in eps if usable[e.address]]
+                if ep.address not in skip:
+                    skip[ep.address] = cand.bogus(ep.address, own) or (
+                        "" if self.route_ok(ep.address) else "no route from this host")
+                if skip[ep.address]:
+                    log.debug("%s: %s skipped: %s", peer.label, ep.address, skip[ep.address])
+            eps = [e for e in eps if not skip[e.address]]
             out[peer_id(peer)] = cand.interleave(eps, cand.preferred_family(peer.family))
         return out
 
@@ -216,7 +221,8 @@ class Engine:
             cur = before[ident].endpoint
             if cur is not None and not self.route_ok(cur.address):
                 kicked.discard(ident)  # no route: dead now, no need to wait
-                log.info("%s: no route to current endpoint %s", p.label, cur)
+                log.log(logging.DEBUG if ident in self.verifier.quiet else logging.INFO,
+                        "%s: no route to current endpoint %s", p.label, cur)
                 continue
             windows[ident] = start + waits.liveness_window(
                 waits.sizing_rtts(cur, found[ident], probes), learned.get(ident), session[ident],
@@ -224,14 +230,17 @@ class Engine:
         return found, probes, self.verifier.answers(live, before, kicked, windows), kicked
 
     def round(self, peers: Sequence[PeerConfig], dry_run: bool = False,
-              leave_idle: bool = False, known_alive: Iterable[PeerId] = ()) -> list[Outcome]:
+              leave_idle: bool = False, known_alive: Iterable[PeerId] = (),
+              quiet: Iterable[PeerId] = ()) -> list[Outcome]:
         """Check and, where needed, fix every peer; one Outcome per peer.
 
         `leave_idle`: a scheduled check, with no event and no sign of death: peers whose
         path cannot be tested are then left alone rather than reset to find out.
         `known_alive`: peers the daemon's own checks show alive; not asked again (a peer
-        that answers only by keepalive cannot answer within a round's wait).
+        that answers only by keepalive cannot answer within a round's wait). `quiet`:
+        peers with a fault the daemon already reported; their tries are logged at debug.
         """
+        self.verifier.quiet = set(quiet)  # a repeating fault is logged by the daemon
         before, outcomes = self._snapshot(peers)
         live = [p for p in peers if peer_id(p) in before]
         recreated = self._recreated(before)

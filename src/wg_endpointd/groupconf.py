@@ -119,6 +119,27 @@ def _read_one(sec: uci.Section, peers: Sequence[MemberLike], default_hold: float
     return GroupConfig(sec.name or sec.ref, iface, tuple(keys), tuple(moving), hold)
 
 
+def _unrouted(sec: uci.Section, group: GroupConfig, peers: Sequence[MemberLike],
+              path: str) -> list[str]:
+    """One line when a listed allowed IP is inside no member's own allowed IPs: netifd
+    routes only those into the tunnel, so moving it alone carries no traffic."""
+    if not sec.get_list("allowed_ips"):
+        return []  # the default is what the members share: theirs by definition
+    owned = [ipaddress.ip_network(a) for p in peers if p.interface == group.interface
+             and p.public_key in group.members for a in _prefixes(p.allowed_ips)]
+
+    def routed(prefix: str) -> bool:
+        net = ipaddress.ip_network(prefix)
+        return any(net.network_address in o and net.prefixlen >= o.prefixlen for o in owned)
+
+    lost = [a for a in group.allowed_ips if not routed(a)]
+    if not lost:
+        return []
+    return [f"{path}:{sec.line_of('allowed_ips')}: {sec.ref}: allowed_ips {', '.join(lost)}: "
+            "no member has it in its own allowed_ips in the network config, so netifd routes "
+            f"no traffic for it into {group.interface} (unless a route of your own does)"]
+
+
 def read(own: uci.Package | None, peers: Sequence[MemberLike],
          default_hold: float) -> tuple[tuple[GroupConfig, ...], list[str]]:
     """The usable groups, and one line for each broken one (which is left alone)."""
@@ -136,4 +157,5 @@ def read(own: uci.Package | None, peers: Sequence[MemberLike],
         for key in group.members:
             taken[group.interface, key] = group.name
         groups.append(group)
+        problems += _unrouted(sec, group, peers, own.path)
     return tuple(groups), problems

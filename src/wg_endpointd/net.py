@@ -137,6 +137,39 @@ def tunnel_subnets(iface: str, proc_root: str = "/proc") -> list[IfAddress]:
     return out
 
 
+def local_addresses(proc_root: str = "/proc") -> list[IfAddress]:
+    """This host's own addresses with their prefixes, on every interface (no subprocess).
+
+    IPv4: each interface's primary address and netmask (ioctls; secondary addresses are
+    not seen). IPv6: every address in `/proc/net/if_inet6`. Empty when unreadable.
+    """
+    out: list[IfAddress] = []
+    try:
+        names = [name for _, name in socket.if_nameindex()]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            for name in names:
+                packed = struct.pack("256s", name.encode()[:15])
+                try:
+                    addr = fcntl.ioctl(sock.fileno(), _SIOCGIFADDR, packed)[20:24]
+                    mask = fcntl.ioctl(sock.fileno(), _SIOCGIFNETMASK, packed)[20:24]
+                    out.append(ipaddress.IPv4Interface(
+                        f"{socket.inet_ntoa(addr)}/{socket.inet_ntoa(mask)}"))
+                except (OSError, ValueError):
+                    continue  # no IPv4 address there, or gone meanwhile
+    except OSError:
+        pass
+    try:
+        with open(f"{proc_root}/net/if_inet6") as f:
+            for line in f:
+                cols = line.split()
+                if len(cols) == 6:
+                    out.append(ipaddress.IPv6Interface(
+                        f"{ipaddress.IPv6Address(bytes.fromhex(cols[0]))}/{int(cols[2], 16)}"))
+    except (OSError, ValueError):
+        pass
+    return out
+
+
 def tunnel_gateway(subnets: list[IfAddress]) -> str | None:
     """A likely address of the other end inside the router's own tunnel subnet: its
     first host, or the second when the first is the router itself. None for /32, /128

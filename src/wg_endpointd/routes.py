@@ -96,7 +96,7 @@ class HostRoutes:
                 self.adopted.discard(address)
                 mine.add(address)  # already routed by us: keep track of it
             return True
-        if self._add(iface, address):
+        if self._add(iface, address, quiet=probe):
             mine.add(address)
             if probe:
                 self.probing.setdefault(key, set()).add(address)
@@ -109,7 +109,7 @@ class HostRoutes:
         for address in sorted(self.probing.pop(key, set()) - {keep}):
             if address in mine:
                 mine.discard(address)
-                self._delete(address)
+                self._delete(address, quiet=True)
 
     def _is_ours(self, address: str) -> bool:
         return any(address in s for s in self.owned.values())
@@ -147,7 +147,9 @@ class HostRoutes:
         return uplinks.path_to(uplinks.parse_kernel_defaults(table.stdout, version), address,
                                avoid)
 
-    def _add(self, iface: str, address: str) -> bool:
+    def _add(self, iface: str, address: str, quiet: bool = False) -> bool:
+        """Route `address` out through the uplink; `quiet`: a probe's route, logged at
+        debug (one per candidate and round would flood a router's log)."""
         way = self.path(iface, address)
         if way is None:
             log.warning("%s: no uplink outside the tunnel for %s (netifd names none that is "
@@ -163,18 +165,19 @@ class HostRoutes:
             log.warning("%s: adding a host route for %s failed: %s", iface, address,
                         res.stderr.strip() if res is not None else "ip did not run")
             return False
-        log.info("%s: host route %s via %s dev %s (uplink %s)", iface, address,
-                 way.gateway or "(link)", way.device, way.uplink)
+        log.log(logging.DEBUG if quiet else logging.INFO,
+                "%s: host route %s via %s dev %s (uplink %s)", iface, address,
+                way.gateway or "(link)", way.device, way.uplink)
         return True
 
-    def _delete(self, address: str) -> None:
+    def _delete(self, address: str, quiet: bool = False) -> None:
         if self._is_ours(address):
             return  # another peer (same server on another tunnel) still needs it
         res = self._ip("route", "del", address, "proto", PROTO)
         if res is None:
             return
         if res.returncode == 0:
-            log.info("host route %s removed", address)
+            log.log(logging.DEBUG if quiet else logging.INFO, "host route %s removed", address)
         elif "No such process" not in res.stderr:  # gone already: its uplink went down
             log.warning("removing the host route for %s failed: %s", address,
                         res.stderr.strip())

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
+from typing import Protocol, TypeVar
 
 _KEY = re.compile(r"[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=")
 _IFNAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]{0,14}")
@@ -11,6 +13,15 @@ _LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
 _HOSTNAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?")
 _DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() also takes '５' and '²'
 _INET_ATON_PART = re.compile(r"0[xX][0-9a-fA-F]*|[0-9]+")  # what inet_aton reads as a number
+_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
+
+
+class _Host(Protocol):
+    @property
+    def host(self) -> str: ...
+
+
+H = TypeVar("H", bound=_Host)
 
 
 def is_public_key(text: str) -> bool:
@@ -73,9 +84,62 @@ def check_host(host: str) -> str:
         return host
     if ip.version == 6 and ip.ipv4_mapped is not None:
         raise ValueError(f"{host!r} is an IPv4-mapped address; write {ip.ipv4_mapped}")
-    if ip.is_link_local and ip.version == 6:
-        raise ValueError(f"{host!r}: link-local addresses are not supported")
-    return str(ip)
+    return str(ip)  # never_endpoint() tells the caller about loopback, link-local and such
+
+
+def never_endpoint(host: str) -> str | None:
+    """Why the IP literal `host` can never be a remote endpoint; None for any other
+    address and for a name.
+
+    The classes that need no knowledge of this host: loopback, unspecified, multicast,
+    limited broadcast, link-local (it would need a zone), IPv4-mapped.
+    """
+    literal = ip_literal(host)
+    if literal is None:
+        return None
+    ip = ipaddress.ip_address(literal)
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        return "an IPv4-mapped address"
+    if ip.is_loopback:
+        return "a loopback address"
+    if ip.is_unspecified:
+        return "the unspecified address"
+    if ip.is_multicast:
+        return "a multicast address"
+    if ip == _BROADCAST:
+        return "the broadcast address"
+    if ip.is_link_local:
+        return "a link-local address"  # it would need a zone, which is not supported
+    return None
+
+
+def drop_never(hosts: Iterable[H], where: str, notes: list[str]) -> list[H]:
+    """`hosts` without the IP literals that are never an endpoint; one line in `notes`
+    naming `where` (file:line: section.option) for each one dropped."""
+    kept = []
+    for spec in hosts:
+        why = never_endpoint(spec.host)
+        if why is None:
+            kept.append(spec)
+        else:
+            notes.append(f"{where}: {spec.host} is {why}, never a remote endpoint; "
+                         "this candidate is dropped")
+    return kept
+
+
+def probe_outside(address: str, allowed: Iterable[str], where: str) -> list[str]:
+    """One line when `address` is in none of the peer's `allowed` IPs: WireGuard hands a
+    datagram for it to another peer or drops it, so this peer never answers it."""
+    ip, prefixes = ipaddress.ip_address(address), list(allowed)
+    for item in prefixes:
+        try:
+            if ip in ipaddress.ip_network(item, strict=False):
+                return []
+        except ValueError:
+            continue  # netifd refuses it too; not ours to report
+    return [f"{where}: {address} is outside the peer's allowed IPs "
+            f"({', '.join(prefixes) or 'none'}), so test datagrams to it never reach "
+            "the peer; name an address inside them"]
 
 
 def parse_endpoint_host(text: str) -> str:

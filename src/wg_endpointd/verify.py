@@ -26,6 +26,7 @@ from .wg import Reset
 log = logging.getLogger(__name__)
 POLL_MAX = 0.1  # longest pause between two looks at the counters while verifying
 NAP_MIN = 0.002  # the shortest pause between two looks (a deadline may fall in between)
+QUIET_AFTER = 5  # in a run of many peers, only the first ones' failed tries are logged
 
 
 class WgLike(Protocol):
@@ -86,6 +87,7 @@ class Verifier:
         self.routes: RoutesLike | None = None
         self.rtts: dict[str, float] = {}  # address -> ICMP round trip (ms), from the round
         self.learned: dict[PeerId, float] = {}  # peer -> seconds its last switch took
+        self.quiet: set[PeerId] = set()  # peers whose fault is known: tries at debug
         self.no_way_out: set[str] = set()  # full-tunnel candidates no host route could take out
 
     def wait_for(self, job: Job) -> float:
@@ -255,8 +257,10 @@ class Verifier:
                                          f"verified in {took:.2f} s; {job.reason}",
                                          before=job.original.endpoint)
                 elif self.clock() >= job.deadline:
-                    log.info("%s: %s not verified within %.2g s", job.peer.label,
-                             job.trying, job.wait)
+                    quiet = peer_id(job.peer) in self.quiet or jobs.index(job) >= QUIET_AFTER
+                    level = logging.DEBUG if quiet else logging.INFO
+                    log.log(level, "%s: %s not verified within %.2g s", job.peer.label,
+                            job.trying, job.wait)
                     if job.index + 1 < len(job.order):
                         job.index += 1
                         advance.append(job)
