@@ -450,7 +450,10 @@ def test_early_hup_and_usr1_do_not_kill_the_daemon(
     os.kill(inst.pid, signal.SIGUSR1)
     inst.wait_line("INFO: got SIGUSR1")
     assert inst.stop() == 0
-    assert [ln.text for ln in fake_router.lines() if "got" in ln.text] == ["INFO: got SIGUSR1"]
+    got = [ln.text for ln in fake_router.lines() if "got" in ln.text]
+    # the last loop's pair may land between the handlers and the pid file (the daemon's
+    # own order too): handled then, as it should be; every earlier one was dropped
+    assert got[-1] == "INFO: got SIGUSR1" and len(got) <= 3, got
 
 
 def test_early_signals_spare_the_real_daemon(
