@@ -238,6 +238,7 @@ class Lab:
         procd: bool = False,
         ubus: bool | None = None,
         device: str | None = "eth1",
+        timeout: float = 10,
     ) -> subprocess.CompletedProcess[str]:
         """Run the script the way mwan3track runs hotplug-call: env -i, then
         ACTION, INTERFACE and DEVICE only (plus the run dir and procd seam),
@@ -256,7 +257,7 @@ class Lab:
             env=env,
             capture_output=True,
             text=True,
-            timeout=10,
+            timeout=timeout,
         )
 
     def procd_calls(self) -> list[str]:
@@ -367,6 +368,32 @@ def test_hotplug_interface_list(
     _quiet(lab.hotplug("ifup", interface))
     assert fakes["daemon"].take() == (["SIGUSR1"] if woken else [])
     assert len(lab.logged()) == (1 if woken else 0)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink"])
+@pytest.mark.parametrize("name", ["hotplug.list", "wg-endpointd.pid"])
+def test_hotplug_reads_regular_files_only_and_never_blocks(
+    lab: Lab, fakes: dict[str, FakeDaemon], tmp_path: Path, name: str, kind: str
+) -> None:
+    # Opening a FIFO blocks until a writer comes, and hotplug-call runs one
+    # script at a time: every later script would wait. A link is refused too.
+    lab.write_pid(fakes["daemon"].pid)
+    lab.write_list("*\n")
+    path = lab.run_dir / name
+    real = tmp_path / f"real-{name}"  # what the link points at: would wake
+    real.write_bytes(path.read_bytes())
+    path.unlink()
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to(real)
+    try:
+        _quiet(lab.hotplug("ifup", timeout=3))
+    finally:
+        if kind == "fifo":  # let a reader that did block go
+            os.close(os.open(path, os.O_RDWR | os.O_NONBLOCK))
+    assert fakes["daemon"].take() == []
+    assert lab.logged() == []
 
 
 @pytest.mark.parametrize("content", ["", "abc", "12 34", "-1", "0x10"])

@@ -126,8 +126,7 @@ def cmd_once(args: argparse.Namespace) -> int:
 
         lock = lock_run_dir(RunDir(), "once")
         if isinstance(lock, str):
-            raise UsageError(f"{lock}; it manages the peers itself (see `wg-endpointd status`, "
-                             "or wake it with SIGUSR1), so `once` does not race it")
+            raise UsageError(lock)  # worded for `once` (service.lock_run_dir)
     routes = None if args.dry_run or not host_routes else HostRoutes()
     wg = WgClient()
     engine = Engine(wg, IcmpProber(), routes=routes)

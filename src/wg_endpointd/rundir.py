@@ -1,17 +1,33 @@
-"""The run directory: pid file, hotplug interface list and state file, written atomically."""
+"""The run directory: lock, pid file, hotplug interface list and state file.
+
+Trusted only when it deserves it (docs/architecture.md, "Run directory
+contract"): the directory must be a real directory, not a symbolic link, owned
+by the daemon's user and not writable by group or others. Files in it are
+opened without following symbolic links and only when they are regular files,
+so a link, FIFO or device planted there is refused with one line and left alone.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
 import os
+import stat
 from collections.abc import Iterable
 from typing import Any
 
 DEFAULT_RUN_DIR = "/var/run/wg-endpointd"
 PID_FILE, HOTPLUG_LIST, STATE_FILE = "wg-endpointd.pid", "hotplug.list", "state.json"
 LOCK_FILE = "wg-endpointd.lock"
+FILES = (LOCK_FILE, PID_FILE, HOTPLUG_LIST, STATE_FILE)
+DIR_MODE, FILE_MODE = 0o755, 0o644
+# Never follow a link, never wait for a FIFO's other end, never adopt a tty.
+_SAFE = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+_KINDS = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a directory"),
+          (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
 
 
 class Busy(Exception):
@@ -22,39 +38,123 @@ class Busy(Exception):
         self.pid, self.mode = pid, mode
 
 
+class Unsafe(OSError):
+    """The run directory, or a file in it, breaks the trust rules.
+
+    `strerror` is the reason alone (callers put the directory before it);
+    str() is the whole line.
+    """
+
+    def __init__(self, run_dir: str, reason: str) -> None:
+        super().__init__(errno.EPERM, reason)
+        self.run_dir = run_dir
+
+    def __str__(self) -> str:
+        return f"run directory {self.run_dir}: {self.strerror}"
+
+
 def run_dir() -> str:
     return os.environ.get("WG_ENDPOINTD_RUN_DIR") or DEFAULT_RUN_DIR
 
 
+def _token() -> str:
+    """The unguessable part of a temporary file's name."""
+    return os.urandom(6).hex()
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
 class RunDir:
     def __init__(self, path: str | None = None) -> None:
-        self.path = path or run_dir()
+        # No trailing slash: lstat("dir/") would follow a link named dir.
+        self.path = (path or run_dir()).rstrip("/") or "/"
 
     def _file(self, name: str) -> str:
         return os.path.join(self.path, name)
 
+    def _refuse(self, name: str, mode: int) -> Unsafe:
+        return Unsafe(self.path, f"{name} is {_kind(mode)}, not a regular file: "
+                                 "refused and left alone")
+
+    def _check_file(self, name: str) -> None:
+        """Refuse anything but a regular file at `name`; a missing file is fine."""
+        try:
+            st = os.lstat(self._file(name))
+        except FileNotFoundError:
+            return
+        if not stat.S_ISREG(st.st_mode):
+            raise self._refuse(name, st.st_mode)
+
+    def _open(self, name: str, flags: int) -> int:
+        """Open the regular file `name`; nothing else is ever opened (lstat first,
+        then O_NOFOLLOW and fstat against a swap in between)."""
+        self._check_file(name)
+        try:
+            fd = os.open(self._file(name), flags | _SAFE, FILE_MODE)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise self._refuse(name, stat.S_IFLNK) from None
+            raise
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            os.close(fd)
+            raise self._refuse(name, mode)
+        return fd
+
+    def _ensure(self) -> None:
+        """Create the directory (0755, ours) if missing; refuse one that is not trusted."""
+        try:
+            st = os.lstat(self.path)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(self.path) or ".", DIR_MODE, exist_ok=True)
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(self.path, DIR_MODE)
+                os.chmod(self.path, DIR_MODE)  # whatever the umask
+            st = os.lstat(self.path)
+        if stat.S_ISLNK(st.st_mode):
+            raise Unsafe(self.path, "a symbolic link, refused: name the real directory")
+        if not stat.S_ISDIR(st.st_mode):
+            raise OSError(errno.ENOTDIR, "not a directory")
+        if st.st_uid != os.geteuid():
+            raise Unsafe(self.path, f"owned by uid {st.st_uid}, not by this daemon's user "
+                                    f"(uid {os.geteuid()}), refused")
+        if st.st_mode & 0o022:
+            raise Unsafe(self.path, f"writable by group or others (mode "
+                                    f"{stat.S_IMODE(st.st_mode):o}), refused: chmod go-w it")
+
     def write(self, name: str, text: str) -> None:
-        """Write via a temporary file and rename, so readers never see half a file."""
-        os.makedirs(self.path, mode=0o755, exist_ok=True)
-        tmp = self._file(f".{name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        """Write via a new temporary file and rename, so readers never see half a file.
+
+        The rename would replace a planted link or FIFO harmlessly, but it is
+        refused instead: someone put it there.
+        """
+        self._ensure()
+        self._check_file(name)
+        tmp = self._file(f".{name}.{os.getpid()}.{_token()}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _SAFE, FILE_MODE)
+        except FileExistsError:
+            raise Unsafe(self.path, f"{os.path.basename(tmp)} is in the way, "
+                                    "refused and left alone") from None
         try:
             with os.fdopen(fd, "w") as f:
+                os.fchmod(f.fileno(), FILE_MODE)  # whatever the umask
                 f.write(text)
-            os.chmod(tmp, 0o644)
             os.replace(tmp, self._file(name))
         except BaseException:
-            if os.path.exists(tmp):
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
 
     def check(self) -> None:
-        """Raise OSError with a plain message when the directory cannot be used."""
-        if os.path.exists(self.path) and not os.path.isdir(self.path):
-            raise OSError(errno.ENOTDIR, "not a directory")
-        os.makedirs(self.path, mode=0o755, exist_ok=True)
+        """Raise OSError with a plain message when the directory cannot be used or trusted."""
+        self._ensure()
         if not os.access(self.path, os.W_OK | os.X_OK):
             raise OSError(errno.EACCES, "not writable")
+        for name in FILES:
+            self._check_file(name)
 
     def acquire(self, mode: str) -> int:
         """Take the run directory's lock for `mode` ("run" or "once"); returns the fd to keep.
@@ -63,7 +163,7 @@ class RunDir:
         The lock goes away with the process, however it ends.
         """
         self.check()
-        fd = os.open(self._file(LOCK_FILE), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = self._open(LOCK_FILE, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -77,7 +177,7 @@ class RunDir:
     def holder(self) -> tuple[int | None, str] | None:
         """Who holds the lock now, without taking it; None when nobody does."""
         try:
-            fd = os.open(self._file(LOCK_FILE), os.O_RDONLY | os.O_CLOEXEC)
+            fd = self._open(LOCK_FILE, os.O_RDONLY)
         except OSError:
             return None
         try:
@@ -92,14 +192,14 @@ class RunDir:
         self.write(PID_FILE, f"{pid}\n")
 
     def remove_pid(self, pid: int) -> None:
-        """Remove the pid file if it is ours."""
+        """Remove the pid file if it is ours (unlink removes a link, never its target)."""
         if self.read_pid() == pid:
             os.unlink(self._file(PID_FILE))
 
     def read_pid(self) -> int | None:
         try:
-            with open(self._file(PID_FILE)) as f:
-                text = f.read().strip()
+            with os.fdopen(self._open(PID_FILE, os.O_RDONLY)) as f:
+                text = f.read(64).strip()
         except OSError:
             return None
         return int(text) if text.isdigit() else None
@@ -119,8 +219,8 @@ class RunDir:
         self.write(STATE_FILE, json.dumps(state, indent=1, sort_keys=True) + "\n")
 
     def read_state(self) -> dict[str, Any]:
-        """Raises OSError when missing, ValueError when corrupt."""
-        with open(self._file(STATE_FILE)) as f:
+        """Raises OSError when missing or refused (Unsafe), ValueError when corrupt."""
+        with os.fdopen(self._open(STATE_FILE, os.O_RDONLY)) as f:
             data = json.load(f)
         if not isinstance(data, dict) or not isinstance(data.get("peers"), list):
             raise ValueError("unexpected structure")

@@ -45,7 +45,7 @@ class Waiter:
 
 
 def lock_run_dir(rd: RunDir, mode: str, wait: float = 0.0) -> int | str:
-    """The lock fd, or a one-line reason why the run directory cannot be used.
+    """The lock fd, or a one-line reason, worded for `mode`, why it cannot be had.
 
     A `run` waits up to `wait` seconds for a `once` to finish; another daemon
     is never waited for.
@@ -59,10 +59,19 @@ def lock_run_dir(rd: RunDir, mode: str, wait: float = 0.0) -> int | str:
                 time.sleep(0.1)
                 continue
             who = "the daemon" if busy.mode == "run" else f"`wg-endpointd {busy.mode}`"
-            return (f"{who} is already running (pid {busy.pid or '?'}) with run "
+            line = (f"{who} is already running (pid {busy.pid or '?'}) with run "
                     f"directory {rd.path}")
+            if mode != "once":
+                return line
+            if busy.mode == "run":
+                return (f"{line}; it manages the peers itself (see `wg-endpointd status`, "
+                        "or wake it with SIGUSR1), so `once` does not race it")
+            return f"{line}; try `once` again when it has finished"
         except OSError as exc:
-            return f"run directory {rd.path}: {exc.strerror or exc}"
+            line = f"run directory {rd.path}: {exc.strerror or exc}"
+            if mode != "once":
+                return line
+            return f"{line}; `once` takes its lock there while it changes peers"
     return f"run directory {rd.path}: still locked after {wait:g} s"
 
 

@@ -24,10 +24,11 @@ class StateFile:
         try:
             self.run_dir.write_state({**snap, "written_at": round(self.wall(), 3)})
         except OSError as exc:
-            if self._error != str(exc):
+            why = exc.strerror or str(exc)  # not str(exc): it names a new temporary file each time
+            if self._error != why:
                 log.error("cannot write the state file in %s: %s; still running",
-                          self.run_dir.path, exc.strerror or exc)
-                self._error = str(exc)
+                          self.run_dir.path, why)
+                self._error = why
             return
         if self._error is not None:
             log.info("state file written again")
