@@ -411,3 +411,17 @@ def test_own_addresses_come_from_the_host_unless_its_routes_are_faked():
     wg = FakeWg({}, working=set())
     assert Engine(wg, FakeProber({})).local is net.local_addresses
     assert Engine(wg, FakeProber({}), route_ok=lambda a: True).local() == []
+
+
+def test_late_dns_answers_join_the_next_round():
+    """Issue 18: an answer that came after a round (net.resolve_many's `late`) replaces
+    the last known addresses at the next round, even while DNS is slow again."""
+    from wg_endpointd import net
+
+    wg = FakeWg({"wg0": {K1: dump(endpoint=V4)}}, working={V4})
+    eng, _ = engine(wg, FakeProber({}))
+    eng.last_resolved["peer.wg.test"] = [V4.address]
+    eng.late["peer.wg.test"] = [V4B.address]
+    eng.resolve = lambda hosts: {h: net.ResolvePending(f"{h}: no answer yet") for h in hosts}
+    found = eng.candidates([peer()])
+    assert found[("wg0", K1)] == [V4B] and eng.late == {}

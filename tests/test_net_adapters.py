@@ -66,3 +66,38 @@ def test_tunnel_sender_hears_the_far_stacks_answer_and_only_after_the_datagram()
         time.sleep(0.01)
     assert list(heard) == [("lo", "::1")]
     send.close()
+
+
+def test_a_slow_resolver_holds_a_round_only_for_names_with_nothing_known(monkeypatch):
+    """Issue 18: DNS stops answering. A name whose last answer is known waits `patience`
+    at most; its answer, when it comes, lands in `late` for the next round."""
+    import threading
+
+    release = threading.Event()
+
+    def slow(host):
+        if host == "slow.test":
+            release.wait(5)
+            return ["192.0.2.9"]
+        return ["192.0.2.1"]
+
+    monkeypatch.setattr(net, "resolve_one", slow)
+    late: dict = {}
+    start = time.monotonic()
+    out = net.resolve_many(["slow.test", "fast.test"], known={"slow.test"}, patience=0.1,
+                           late=late)
+    took = time.monotonic() - start
+    assert isinstance(out["slow.test"], net.ResolvePending) and out["fast.test"] == ["192.0.2.1"]
+    assert took < 1.0
+    release.set()
+    for _ in range(100):  # bounded: the thread finishes at once now
+        if "slow.test" in late:
+            break
+        time.sleep(0.01)
+    assert late["slow.test"] == ["192.0.2.9"]
+    release.clear()
+    start = time.monotonic()
+    out = net.resolve_many(["slow.test"], known=(), patience=0.1, stop=lambda: time.monotonic()
+                           - start > 0.5)
+    assert time.monotonic() - start >= 0.5  # nothing known: the round waits for it
+    release.set()

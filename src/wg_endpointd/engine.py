@@ -46,8 +46,9 @@ class Engine:
                  answers: Callable[[], tunnel.Answers] | None = None,
                  local: Callable[[], Sequence[net.IfAddress]] | None = None) -> None:
         self.wg, self.prober = wg, prober
-        self.resolve: Resolver = resolve or (
-            lambda hosts: net.resolve_many(hosts, stop=self.stopping))
+        self.late: dict[str, list[str] | net.ResolveError] = {}  # answers after a round
+        self.resolve: Resolver = resolve or (lambda hosts: net.resolve_many(
+            hosts, stop=self.stopping, known=self.last_resolved, late=self.late))
         sender = tunnel.TunnelSender(clock)
         self.kick: Callable[[str, str], bool] = kick or sender
         # answers to test datagrams told apart from traffic (tunnel.py); none for a fake
@@ -96,6 +97,10 @@ class Engine:
 
     def candidates(self, peers: Sequence[PeerConfig]) -> dict[PeerId, list[Endpoint]]:
         """Usable candidates per peer, in Happy Eyeballs order."""
+        for host, found in list(self.late.items()):  # answers that came after a round
+            if not isinstance(found, net.ResolveError):
+                self.last_resolved[host] = found
+        self.late.clear()
         resolved = self.resolve(h.host for p in peers for h in p.hosts)
         own = self.local()  # read each round: cheap, and addresses come and go
         skip: dict[str, str] = {}  # address -> why it is never tried ("" to try it)
@@ -106,8 +111,10 @@ class Engine:
                 found = resolved.get(spec.host, [])
                 if isinstance(found, net.ResolveError):
                     found = self.last_resolved.get(spec.host, [])
-                    log.warning("%s: %s; %s", peer.label, resolved[spec.host],
-                                "using last known addresses" if found else "no candidates")
+                    level = logging.DEBUG if isinstance(resolved[spec.host],
+                                                        net.ResolvePending) else logging.WARNING
+                    log.log(level, "%s: %s; %s", peer.label, resolved[spec.host],
+                            "using last known addresses" if found else "no candidates")
                 else:
                     self.last_resolved[spec.host] = found
                 eps += [Endpoint(a, spec.port) for a in found]

@@ -8,7 +8,8 @@ import os
 import socket
 import struct
 import threading
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Collection, Iterable, MutableMapping
 
 from .validate import ip_literal
 
@@ -21,6 +22,10 @@ IfAddress = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 
 class ResolveError(Exception):
     """A name did not resolve; the message is one line for the log."""
+
+
+class ResolvePending(ResolveError):
+    """No answer yet: the round goes on with the last known addresses (not a fault)."""
 
 
 def resolve_one(host: str) -> list[str]:
@@ -39,21 +44,28 @@ def resolve_one(host: str) -> list[str]:
 
 def resolve_many(hosts: Iterable[str], workers: int = 8,
                  stop: Callable[[], bool] = lambda: False,
-                 tick: float = 0.05) -> dict[str, list[str] | ResolveError]:
+                 tick: float = 0.05, known: Collection[str] = (), patience: float = 0.3,
+                 late: MutableMapping[str, list[str] | ResolveError] | None = None,
+                 clock: Callable[[], float] = time.monotonic
+                 ) -> dict[str, list[str] | ResolveError]:
     """Resolve hosts concurrently; each value is a list of addresses or the error.
 
-    getaddrinfo cannot be cancelled, so the wait checks `stop` every `tick`
-    seconds; on stop the resolver threads (daemon threads) are abandoned and
-    the unfinished names get a ResolveError.
+    getaddrinfo cannot be cancelled, so the wait checks `stop` every `tick` seconds; on
+    stop the resolver threads (daemon threads) are abandoned and the unfinished names get
+    a ResolveError. A slow resolver holds a round up only for names with nothing known:
+    after `patience` seconds, when every unfinished name is in `known` (the caller has
+    its last answer), the wait ends too, and answers that come later land in `late`.
     """
     unique = list(dict.fromkeys(hosts))
     results: dict[str, list[str] | ResolveError] = {}
+    sink = late if late is not None else {}
 
     def one(host: str) -> None:
         try:
-            results[host] = resolve_one(host)
+            found: list[str] | ResolveError = resolve_one(host)
         except ResolveError as exc:
-            results[host] = exc
+            found = exc
+        results[host] = sink[host] = found
 
     queue = list(reversed(unique))
 
@@ -69,12 +81,21 @@ def resolve_many(hosts: Iterable[str], workers: int = 8,
                for _ in range(min(workers, len(unique)))]
     for thread in threads:
         thread.start()
+    start = clock()
+
+    def impatient() -> bool:
+        return clock() - start >= patience and all(
+            h in known for h in unique if h not in results)
+
     for thread in threads:
-        while thread.is_alive() and not stop():
+        while thread.is_alive() and not stop() and not impatient():
             thread.join(tick)
+    out = dict(results)
     for host in unique:
-        results.setdefault(host, ResolveError(f"cannot resolve {host}: interrupted"))
-    return results
+        if host not in out:
+            out[host] = (ResolvePending(f"{host}: no answer yet") if host in known
+                         else ResolveError(f"cannot resolve {host}: interrupted"))
+    return out
 
 
 def route_usable(address: str) -> bool:

@@ -50,3 +50,29 @@ def test_bogus_dns_answers_are_never_tried(lab, tmp_path, monkeypatch):
     assert candidates and not any(f" {a}:" in line or f"[{a}]" in line
                                   for line in candidates for a in bogus)
     assert took < baseline + 0.5, (took, baseline)  # before: 3.5 s against 0.4 s
+
+
+def test_a_dead_dns_server_does_not_delay_a_repair(lab, tmp_path):
+    """The DNS server stops answering (its queries are dropped, so each lookup would wait
+    the resolver's full timeout); IPv6 then dies. The repair uses the last known addresses
+    after a short wait instead of the resolver's 10 s."""
+    import time
+
+    from tests.e2e.helpers import hotplug, wait_for
+    from tests.e2e.test_daemon import running, setup, state
+
+    links, pair, confdir, run_dir = setup(lab, tmp_path)
+    with running(lab, confdir, run_dir):
+        wait_for(lambda: state(run_dir)["peers"][0]["phase"] == "healthy", 10, "healthy")
+        lab.peer(["nft", "add", "table", "inet", "nodns"])
+        lab.peer(["nft", "add", "chain", "inet", "nodns", "in",
+                  "{ type filter hook prerouting priority -150 ; }"])
+        lab.peer(["nft", "add", "rule", "inet", "nodns", "in", "udp", "dport", "53", "drop"])
+        lab.peer(["nft", "add", "rule", "inet", "nodns", "in", "tcp", "dport", "53", "drop"])
+        lab.block(links["v6a"], "all")
+        start = time.monotonic()
+        hotplug(lab, run_dir, ACTION="ifdown", INTERFACE="wan6")
+        took = wait_for(lambda: endpoint(lab, pair) == links["v4a"].endpoint()
+                        and lab.wg_dump(pair)[4] != "0", 15, "repair", step=0.01)
+        print(f"IPv6 died with DNS dead -> verified on IPv4: {time.monotonic() - start:.2f} s")
+        assert took < 1.2  # before: the resolver's whole timeout first (2 s in this lab, 10 s by default)
