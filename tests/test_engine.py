@@ -425,3 +425,22 @@ def test_late_dns_answers_join_the_next_round():
     eng.resolve = lambda hosts: {h: net.ResolvePending(f"{h}: no answer yet") for h in hosts}
     found = eng.candidates([peer()])
     assert found[("wg0", K1)] == [V4B] and eng.late == {}
+
+
+def test_a_name_with_fifty_dead_addresses_costs_a_few_waits_a_round(caplog):
+    """Issue 18: 50 dead addresses were tried one after the other (101.6 s for `once`);
+    a round now tries a few and says so, and the next round tries others."""
+    import logging
+
+    many = {"peer.wg.test": [f"198.51.100.{i}" for i in range(1, 51)]}
+    wg = FakeWg({"wg0": {K1: dump(endpoint=Endpoint("198.51.100.1", 51820), handshake=0,
+                                  rx=0)}}, working=set())
+    eng, clock = engine(wg, FakeProber({}), table=many)
+    caplog.set_level(logging.INFO, logger="wg_endpointd")
+    [out] = eng.round([peer(verify_timeout=2.0)])
+    first = set(tried(wg))
+    assert out.status == "failed" and clock.now - 1000 <= 4 * 2.0 + 1.5
+    assert "trying 4 of 50 candidates this round" in caplog.text
+    wg.resets.clear()
+    eng.round([peer(verify_timeout=2.0)])
+    assert set(tried(wg)) - first  # others got their turn

@@ -114,3 +114,21 @@ def test_reapply_puts_the_verified_endpoint_first_unless_ping_argues_against_it(
     assert policy.reapply(decision, V6A, "wg0", {}).order == (V6A, V4A)  # no ICMP at all
     # its path went silent while another answers: rank decides, it is still tried
     assert policy.reapply(decision, V6A, "wg0", answered) == decision
+
+
+def test_a_round_tries_a_few_candidates_and_the_others_take_turns():
+    eps = tuple(Endpoint(f"192.0.2.{i}", 51820) for i in range(1, 11))
+    pinged = {eps[7].address: ProbeResult(eps[7].address, 5.0)}
+    decision = policy.Try((eps[3], *[e for e in eps if e != eps[3]]), "why")
+    first, turn = policy.capped(decision, pinged, 0, cap=4)
+    # the policy's own first choice, then the one that answered ping, then silent in turn
+    assert first.order == (eps[3], eps[7], eps[0], eps[1]) and first.reason == "why"
+    second, turn = policy.capped(decision, pinged, turn, cap=4)
+    assert second.order == (eps[3], eps[7], eps[2], eps[4])
+    seen = set()
+    for _ in range(5):  # bounded: every silent candidate gets its turn
+        d, turn = policy.capped(decision, pinged, turn, cap=4)
+        seen |= set(d.order)
+    assert seen == set(eps)
+    small = policy.Try(eps[:3], "why")
+    assert policy.capped(small, {}, 7, cap=4) == (small, 0)

@@ -65,6 +65,7 @@ class Engine:
         self.routes = routes
         self.icmp_problem: str | None = None
         self.remembered: dict[PeerId, Endpoint] = {}  # last verified endpoint (daemon)
+        self.turns: dict[PeerId, int] = {}  # where the next round's silent candidates start
 
     @property
     def routes(self) -> RoutesLike | None:
@@ -282,6 +283,13 @@ class Engine:
                 outcomes[ident] = Outcome(peer, "would-switch", cur,
                                           f"would try {', '.join(map(str, decision.order))}")
             else:
+                full = len(decision.order)
+                decision, self.turns[ident] = policy.capped(decision, probes,
+                                                            self.turns.get(ident, 0))
+                if len(decision.order) < full:
+                    log.log(logging.DEBUG if ident in self.verifier.quiet else logging.INFO,
+                            "%s: trying %d of %d candidates this round; the others get "
+                            "their turn in later rounds", peer.label, len(decision.order), full)
                 jobs.append(Job(peer, before[ident], decision.order, decision.reason,
                                 unproven=cur if ident in recreated else None))
         for out in self.verifier.run(jobs):

@@ -114,3 +114,24 @@ def untestable(decision: Try, handshake_age: float | None, leave_idle: bool) -> 
     if handshake_age is not None and handshake_age < FRESH_HANDSHAKE:
         return Keep(f"handshake {handshake_age:.0f} s ago", "healthy")
     return Keep("no address to test an idle path; left alone", "untested")
+
+
+MAX_TRIES = 4  # candidates one peer tries in a round (its share of the round's time)
+
+
+def capped(decision: Try, probes: Mapping[str, ProbeResult], offset: int,
+           cap: int = MAX_TRIES) -> tuple[Try, int]:
+    """At most `cap` candidates in a round (a name with 50 dead addresses would hold the
+    round for 50 verification waits): the decision's first, then those that answered
+    ping in rank order, then the silent ones in turn from `offset`, so that over rounds
+    each gets its try. Returns the decision and the next round's offset."""
+    if len(decision.order) <= cap:
+        return decision, 0
+    first, rest = decision.order[0], decision.order[1:]
+    answered = [e for e in rest if (p := probes.get(e.address)) is not None and p.answered]
+    silent = [e for e in rest if e not in answered]
+    take = [first, *answered[:cap - 1]]
+    room = min(cap - len(take), len(silent))
+    start = offset % len(silent) if silent else 0
+    take += [silent[(start + i) % len(silent)] for i in range(room)]
+    return Try(tuple(take), decision.reason), start + room
