@@ -18,6 +18,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from tests.e2e.helpers import (
@@ -31,7 +32,7 @@ from tests.e2e.helpers import (
     wait_for,
     write_config,
 )
-from tests.lab import Lab
+from tests.lab import Lab, Link, WgPair
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -51,34 +52,57 @@ def all_healthy(run_dir: Path) -> bool:
     return all(p == "healthy" for p in phases(run_dir))
 
 
-def event_to_verified(reps: int) -> dict[str, object]:
-    """The uplink of the peer's IPv6 endpoint goes down (its hotplug event)."""
-    times, hotplug_ms, runs = [], [], []
+Run = tuple[Lab, dict[str, Link], WgPair, Path, Path]
+
+
+def _runs(reps: int, answer: tuple[str, ...], start_on: str,
+          blocked: tuple[str, ...] = ()) -> Iterator[Run]:
+    """`reps` fresh daemons in one lab, each started healthy on `start_on` (DNS answers
+    `answer`, `blocked` links drop everything); yields (lab, links, pair, run dir, log)."""
     with Lab() as lab, tempfile.TemporaryDirectory() as tmp:
         links = four_links(lab)
         pair = lab.add_wg_pair(51820)
-        lab.set_dns({NAME: [links["v6a"].peer_addr, links["v4a"].peer_addr]})
+        lab.set_dns({NAME: [links[k].peer_addr for k in answer]})
+        for name in blocked:
+            lab.block(links[name], "all")
         confdir = write_config(Path(tmp), [pair], peer_section(pair), DEBUG)
         for i in range(reps):
-            lab.unblock(links["v6a"])
-            lab.reset_router_peer(pair, links["v6a"].endpoint())
+            lab.unblock(links[start_on])
+            lab.reset_router_peer(pair, links[start_on].endpoint())
             assert lab.ping_through_tunnel(pair)
             run_dir, log = Path(tmp) / f"run{i}", Path(tmp) / f"daemon{i}.log"
             with daemon(lab, confdir, run_dir, log):
                 wait_for(lambda rd=run_dir: all_healthy(rd), 20, "healthy")
                 time.sleep(1)
-                lab.block(links["v6a"], "all")
-                before = wg_runs(log)
-                start = time.monotonic()
-                hotplug_ms.append(hotplug(lab, run_dir, ACTION="ifdown", INTERFACE="wan6") * 1000)
-                wait_for(lambda: endpoint(lab, pair) == links["v4a"].endpoint()
-                         and int(lab.wg_dump(pair)[4]) > 0, 5, "switch", step=0.005)
-                times.append(time.monotonic() - start)
-                wait_for(lambda rd=run_dir: phases(rd) == ["fallback"], 3, "state written")
-                runs.append(wg_runs(log) - before)
+                yield lab, links, pair, run_dir, log
+
+
+def _switched(lab: Lab, links: dict[str, Link], pair: WgPair, run_dir: Path, start: float,
+              times: list[float]) -> None:
+    wait_for(lambda: endpoint(lab, pair) == links["v4a"].endpoint()
+             and int(lab.wg_dump(pair)[4]) > 0, 5, "switch", step=0.005)
+    times.append(time.monotonic() - start)
+    wait_for(lambda: phases(run_dir) == ["fallback"], 3, "state written")
+
+
+def _result(times: list[float], runs: list[int], hotplug_ms: list[float]) -> dict[str, object]:
     return {"event_to_verified_s": times, "median_s": statistics.median(times),
-            "hotplug_script_ms_median": statistics.median(hotplug_ms),
+            "hotplug_script_ms_median": statistics.median(hotplug_ms) if hotplug_ms else 0.0,
             "wg_runs_per_switch": runs, "wg_runs_per_switch_median": statistics.median(runs)}
+
+
+def event_to_verified(reps: int) -> dict[str, object]:
+    """The uplink of the peer's IPv6 endpoint goes down (its hotplug event)."""
+    times: list[float] = []
+    hotplug_ms: list[float] = []
+    runs: list[int] = []
+    for lab, links, pair, run_dir, log in _runs(reps, ("v6a", "v4a"), "v6a"):
+        lab.block(links["v6a"], "all")
+        before, start = wg_runs(log), time.monotonic()
+        hotplug_ms.append(hotplug(lab, run_dir, ACTION="ifdown", INTERFACE="wan6") * 1000)
+        _switched(lab, links, pair, run_dir, start, times)
+        runs.append(wg_runs(log) - before)
+    return _result(times, runs, hotplug_ms)
 
 
 def rebuilt_to_verified(reps: int) -> dict[str, object]:
@@ -87,32 +111,14 @@ def rebuilt_to_verified(reps: int) -> dict[str, object]:
     deletes wg, sends `ifdown wg` and `ifdown wan6b`, creates wg again with the peer on
     the first address of the DNS answer (v6a, blocked), then `ifup-failed wg`, `ifup wg`.
     Timed from the uplink going down to a handshake on v4a."""
-    times, runs = [], []
-    with Lab() as lab, tempfile.TemporaryDirectory() as tmp:
-        links = four_links(lab)
-        pair = lab.add_wg_pair(51820)
-        lab.set_dns({NAME: [links[k].peer_addr for k in ("v6a", "v6b", "v4a")]})
-        lab.block(links["v6a"], "all")
-        confdir = write_config(Path(tmp), [pair], peer_section(pair), DEBUG)
-        for i in range(reps):
-            lab.unblock(links["v6b"])
-            lab.reset_router_peer(pair, links["v6b"].endpoint())
-            assert lab.ping_through_tunnel(pair)
-            run_dir, log = Path(tmp) / f"run{i}", Path(tmp) / f"daemon{i}.log"
-            with daemon(lab, confdir, run_dir, log):
-                wait_for(lambda rd=run_dir: all_healthy(rd), 20, "healthy")
-                time.sleep(1)
-                before = wg_runs(log)
-                start = time.monotonic()
-                rebuild_as_netifd_does(lab, run_dir, pair, links["v6b"], links["v6a"], "wan6b")
-                wait_for(lambda: endpoint(lab, pair) == links["v4a"].endpoint()
-                         and int(lab.wg_dump(pair)[4]) > 0, 5, "switch", step=0.005)
-                times.append(time.monotonic() - start)
-                wait_for(lambda rd=run_dir: phases(rd) == ["fallback"], 3, "state written")
-                runs.append(wg_runs(log) - before)
-    return {"event_to_verified_s": times, "median_s": statistics.median(times),
-            "hotplug_script_ms_median": 0.0,
-            "wg_runs_per_switch": runs, "wg_runs_per_switch_median": statistics.median(runs)}
+    times: list[float] = []
+    runs: list[int] = []
+    for lab, links, pair, run_dir, log in _runs(reps, ("v6a", "v6b", "v4a"), "v6b", ("v6a",)):
+        before, start = wg_runs(log), time.monotonic()
+        rebuild_as_netifd_does(lab, run_dir, pair, links["v6b"], links["v6a"], "wan6b")
+        _switched(lab, links, pair, run_dir, start, times)
+        runs.append(wg_runs(log) - before)
+    return _result(times, runs, [])
 
 
 def proc_stat(pid: int) -> tuple[float, float, int]:

@@ -19,8 +19,10 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
 from tests.e2e.helpers import SRC, daemon, wait_for
 from tests.e2e.test_groups import holds, setup
@@ -87,39 +89,12 @@ def failover_times(reps: int, candidates: int, **opts: str) -> list[float]:
 DEFAULTS = {"check_interval": "10", "dead_after": "30", "verify_timeout": "2"}
 
 
-def death_times(reps: int, traffic: bool) -> list[float]:
-    """Seconds from the active server's silent death (both ways) to a ping answered
-    through the standby; `traffic`: a ping runs through the tunnel all along."""
-    times = []
+def _group_runs(reps: int, **opts: str) -> Iterator[tuple[Lab, Any, Any, Any, Any, Path]]:
+    """`reps` fresh daemons, each started with the preferred server holding the allowed
+    IPs (default settings, `persistent_keepalive 5`); yields (lab, v6, v4, pair, standby,
+    log)."""
     with Lab() as lab, tempfile.TemporaryDirectory() as tmp:
-        (v6, v4), pair, standby, confdir, _ = setup(lab, Path(tmp), **DEFAULTS)
-        for i in range(reps):
-            lab.unblock(v6)
-            lab.unblock(v4)
-            lab.reset_router_peer(pair, v6.endpoint())
-            keepalive(lab, pair, standby)
-            run_dir, log = Path(tmp) / f"run{i}", Path(tmp) / f"daemon{i}.log"
-            ping = pinging(lab, pair.peer_tunnel_ip, 90) if traffic else nullcontext()
-            with daemon(lab, confdir, run_dir, log), ping:
-                wait_for(lambda: holds(lab, pair, pair.peer_public)
-                         and lab.ping_through_tunnel(pair, timeout=1), 20, "preferred", step=0.2)
-                time.sleep(random.uniform(12, 23))  # learned, then anywhere in a cycle
-                lab.block(v6, "both")
-                lab.block(v4, "both")
-                start = time.monotonic()
-                wait_for(lambda: holds(lab, pair, standby.public)
-                         and lab.ping_through_tunnel(pair, timeout=0.2), 45, "standby",
-                         step=0.01)
-                times.append(time.monotonic() - start)
-    return times
-
-
-def failback_times(reps: int) -> list[float]:
-    """Seconds from the preferred server's return (dead for over 30 s) to a ping answered
-    through it again, with `failback_hold 5`."""
-    times = []
-    with Lab() as lab, tempfile.TemporaryDirectory() as tmp:
-        (v6, v4), pair, standby, confdir, _ = setup(lab, Path(tmp), hold="5", **DEFAULTS)
+        (v6, v4), pair, standby, confdir, _ = setup(lab, Path(tmp), **DEFAULTS, **opts)
         for i in range(reps):
             lab.unblock(v6)
             lab.unblock(v4)
@@ -128,18 +103,48 @@ def failback_times(reps: int) -> list[float]:
             run_dir, log = Path(tmp) / f"run{i}", Path(tmp) / f"daemon{i}.log"
             with daemon(lab, confdir, run_dir, log):
                 wait_for(lambda: holds(lab, pair, pair.peer_public), 20, "preferred", step=0.2)
-                lab.block(v6, "both")
-                lab.block(v4, "both")
-                wait_for(lambda: holds(lab, pair, standby.public), 45, "failover", step=0.05)
-                time.sleep(random.uniform(30, 45))  # its repairs back off meanwhile
-                lab.unblock(v6)
-                lab.unblock(v4)
-                start = time.monotonic()
-                wait_for(lambda: holds(lab, pair, pair.peer_public)
-                         and lab.ping_through_tunnel(pair, timeout=0.2), 60, "failback",
-                         step=0.01)
-                times.append(time.monotonic() - start)
-    return times
+                yield lab, v6, v4, pair, standby, log
+
+
+def _both_dead(lab: Lab, v6: Any, v4: Any) -> float:
+    lab.block(v6, "both")
+    lab.block(v4, "both")
+    return time.monotonic()
+
+
+def _death(lab: Lab, v6: Any, v4: Any, pair: Any, standby: Any, traffic: bool) -> float:
+    ping = pinging(lab, pair.peer_tunnel_ip, 90) if traffic else nullcontext()
+    with ping:
+        wait_for(lambda: lab.ping_through_tunnel(pair, timeout=1), 20, "traffic", step=0.2)
+        time.sleep(random.uniform(12, 23))  # learned, then anywhere in a cycle
+        start = _both_dead(lab, v6, v4)
+        wait_for(lambda: holds(lab, pair, standby.public)
+                 and lab.ping_through_tunnel(pair, timeout=0.2), 45, "standby", step=0.01)
+        return time.monotonic() - start
+
+
+def death_times(reps: int, traffic: bool) -> list[float]:
+    """Seconds from the active server's silent death (both ways) to a ping answered
+    through the standby; `traffic`: a ping runs through the tunnel all along."""
+    return [_death(*run[:5], traffic) for run in _group_runs(reps)]
+
+
+def _failback(lab: Lab, v6: Any, v4: Any, pair: Any, standby: Any) -> float:
+    _both_dead(lab, v6, v4)
+    wait_for(lambda: holds(lab, pair, standby.public), 45, "failover", step=0.05)
+    time.sleep(random.uniform(30, 45))  # its repairs back off meanwhile
+    lab.unblock(v6)
+    lab.unblock(v4)
+    start = time.monotonic()
+    wait_for(lambda: holds(lab, pair, pair.peer_public)
+             and lab.ping_through_tunnel(pair, timeout=0.2), 60, "failback", step=0.01)
+    return time.monotonic() - start
+
+
+def failback_times(reps: int) -> list[float]:
+    """Seconds from the preferred server's return (dead for over 30 s) to a ping answered
+    through it again, with `failback_hold 5`."""
+    return [_failback(*run[:5]) for run in _group_runs(reps, hold="5")]
 
 
 def summary(name: str, times: list[float]) -> dict[str, object]:
