@@ -186,6 +186,8 @@ def test_cli_errors_are_one_line_exit_2(fs, capsys):
     ["once", "--host", "peer.wg.test"],
     ["once", "--interface", "wg0", "--peer", K1, "--host", "-evil"],
     ["once", "--interface", "wg0", "--peer", K1, "--host", "h.test", "--port", "0"],
+    ["once", "--interface", "wg0", "--peer", K1, "--host", "127.0.0.1"],  # never an endpoint
+    ["once", "--interface", "wg0", "--peer", K1, "--host", "ff02::1"],
     ["bogus"],
 ])
 def test_cli_usage_errors(argv, capsys):

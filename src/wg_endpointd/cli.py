@@ -16,7 +16,7 @@ from .allowed import default_probe_address
 from .config import DEFAULT_PORT, Config, HostSpec, PeerConfig, Settings
 from .errors import ConfigError, UsageError, WgEndpointdError
 from .logsetup import setup_logging, without_tls
-from .validate import is_ifname, is_public_key, parse_hostport, parse_port
+from .validate import is_ifname, is_public_key, never_endpoint, parse_hostport, parse_port
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -63,6 +63,9 @@ def _adhoc_peer(args: argparse.Namespace) -> PeerConfig:
         host, port = parse_hostport(args.host, port)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    why = never_endpoint(host)
+    if why is not None:
+        raise UsageError(f"--host {host}: {why}")
     settings = Settings()
     return PeerConfig(interface=args.interface, public_key=args.peer, section="(command line)",
                       endpoint_host=host, endpoint_port=port, hosts=(HostSpec(host, port),),
