@@ -156,7 +156,11 @@ HOSTS = ["backup.example.net", "backup.example.net:51821", "host:\u0665\u0661", 
          "[fe80::1%eth0]:5", "::ffff:192.0.2.1", "[::ffff:1.2.3.4]:9", "-bad.example",
          "bad-.example", "a..b", "ex ample", "vpn.example.", "a_b.example", "x" * 254,
          ".".join(["a" * 63] * 4), "[example.com]:80", "1:2", "1:2:3", "12345::1",
-         "1:2:3:4:5:6:7::", ":1::2", "1::2:"]
+         "1:2:3:4:5:6:7::", ":1::2", "1::2:",
+         # never a remote endpoint (issue 18): the page refuses what the daemon drops
+         "127.0.0.1", "127.1.2.3:51820", "0.0.0.0", "224.0.0.1", "239.255.255.250",
+         "255.255.255.255", "169.254.1.1", "[::1]:51820", "ff02::1", "[ff05::2]:1",
+         "223.255.255.255", "240.0.0.1", "fec0::1"]
 ADDRESSES = ["10.0.0.1", "[fd00::1]", "fd00::1", "10.0.0", "fd00::1::", "example.com", "", "[]"]
 IFNAMES = ["wg0", "wan", "lan_1", "eth0.2", "a@b", "123456789012345", "1234567890123456",
            "-wg", "wg 0", "wg/0", "", ".x"]
@@ -174,11 +178,12 @@ def _daemon_number(text: str) -> bool:
 
 
 def _daemon_hostport(text: str) -> bool:
+    """What the daemon keeps as a candidate: it parses, and it can be a remote endpoint."""
     try:
-        validate.parse_hostport(text, 51820)
+        host, _ = validate.parse_hostport(text, 51820)
     except ValueError:
         return False
-    return True
+    return validate.never_endpoint(host) is None
 
 
 JUDGE = """

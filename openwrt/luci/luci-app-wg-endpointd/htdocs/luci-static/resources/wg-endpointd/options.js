@@ -116,17 +116,28 @@ function ipv6Groups(text) {
 	return head.concat(fill, tail).map(function(g) { return parseInt(g, 16); });
 }
 
-/* validate.check_host: no zone, no IPv4-mapped or link-local IPv6, and no
- * name that the resolver would read as a number (1, 0x7f.1, host.123). */
+/* validate.never_endpoint: an IPv4 literal that can never be a remote endpoint
+ * (loopback, unspecified, multicast, limited broadcast, link-local). */
+function neverV4(host) {
+	var o = host.split('.').map(Number);
+	return o[0] == 127 || host == '0.0.0.0' || (o[0] >= 224 && o[0] <= 239) ||
+		host == '255.255.255.255' || (o[0] == 169 && o[1] == 254);
+}
+
+/* validate.check_host and never_endpoint: no zone, no IPv4-mapped, loopback,
+ * unspecified, multicast or link-local address, and no name that the resolver
+ * would read as a number (1, 0x7f.1, host.123). */
 function checkHost(host) {
 	if (host.indexOf('%') >= 0)
 		return false;
 	if (ipLiteral(host)) {
 		if (host.indexOf(':') < 0)
-			return true;
+			return !neverV4(host);
 		var g = ipv6Groups(host);
+		var zeros = g.slice(0, 7).every(function(x) { return x == 0; });
 		var mapped = g.slice(0, 5).every(function(x) { return x == 0; }) && g[5] == 0xffff;
-		return !mapped && (g[0] & 0xffc0) != 0xfe80;
+		return !mapped && !(zeros && g[7] <= 1) && (g[0] & 0xff00) != 0xff00 &&
+			(g[0] & 0xffc0) != 0xfe80;
 	}
 	if (host.length > 253 || !HOSTNAME.test(host))
 		return false;
