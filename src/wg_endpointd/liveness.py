@@ -115,23 +115,24 @@ def shown_alive(state: PeerState, now: float, dead_after: float) -> bool:
             and not unanswered(state, now) and state.phase != DOWN)
 
 
-def counted(state: PeerState, packets: int, now: float) -> PeerState:
+def counted(state: PeerState, packets: int, now: float, heard: bool = False) -> PeerState:
     """The pending test's answer showed in the counters of the interface the peer has to
     itself (`packets` came in since the test went out; more than one is traffic too, and
-    says nothing about how fast the peer answers)."""
+    says nothing about how fast the peer answers); `heard`: it was heard on the socket."""
     at = state.last_kick if state.last_kick is not None else now
     took = now - at  # an upper bound: when we looked
     delay = state.answer_delay
     if packets == 1 or delay is None:
         delay = took if delay is None else min(delay, took)
     return dataclasses.replace(state, kick_rx=-1, by_counters=False, answer_delay=delay,
-                               last_alive=max(at, state.last_alive or at))
+                               last_alive=max(at, state.last_alive or at),
+                               heard=heard or state.heard)
 
 
 def heard(state: PeerState, at: float) -> PeerState:
     """The pending test's address answered on the sending socket at `at` (an inner reply,
     told apart from any traffic): its later tests are judged that way alone."""
-    return dataclasses.replace(counted(state, 1, at), heard=True)
+    return counted(state, 1, at, heard=True)
 
 
 def busy(state: PeerState, since: float) -> PeerState:
