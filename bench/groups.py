@@ -129,7 +129,7 @@ def death_times(reps: int, traffic: bool) -> list[float]:
     return [_death(*run[:5], traffic) for run in _group_runs(reps)]
 
 
-def _failback(lab: Lab, v6: Any, v4: Any, pair: Any, standby: Any) -> float:
+def _failback(lab: Lab, v6: Any, v4: Any, pair: Any, standby: Any, hold: float = 5) -> float:
     _both_dead(lab, v6, v4)
     wait_for(lambda: holds(lab, pair, standby.public), 45, "failover", step=0.05)
     time.sleep(random.uniform(30, 45))  # its repairs back off meanwhile
@@ -137,14 +137,14 @@ def _failback(lab: Lab, v6: Any, v4: Any, pair: Any, standby: Any) -> float:
     lab.unblock(v4)
     start = time.monotonic()
     wait_for(lambda: holds(lab, pair, pair.peer_public)
-             and lab.ping_through_tunnel(pair, timeout=0.2), 60, "failback", step=0.01)
+             and lab.ping_through_tunnel(pair, timeout=0.2), hold + 60, "failback", step=0.01)
     return time.monotonic() - start
 
 
-def failback_times(reps: int) -> list[float]:
+def failback_times(reps: int, hold: int = 5) -> list[float]:
     """Seconds from the preferred server's return (dead for over 30 s) to a ping answered
-    through it again, with `failback_hold 5`."""
-    return [_failback(*run[:5]) for run in _group_runs(reps, hold="5")]
+    through it again, with `failback_hold` = `hold`."""
+    return [_failback(*run[:5], hold=hold) for run in _group_runs(reps, hold=str(hold))]
 
 
 def summary(name: str, times: list[float]) -> dict[str, object]:
