@@ -764,3 +764,16 @@ def test_shellcheck_disables_give_reasons() -> None:
         for line in script.read_text().splitlines():
             if "shellcheck disable=" in line:
                 assert line.split("disable=", 1)[1].split(" ", 1)[1].startswith("# "), line
+
+
+def test_hotplug_log_line_cannot_be_forged_by_an_interface_name(
+        lab: Lab, fakes: dict[str, FakeDaemon]) -> None:
+    """The hotplug list is `*` (every interface wakes the daemon): a name with a newline
+    or other odd bytes must not put a line of its own into the log."""
+    lab.write_pid(fakes["daemon"].pid)
+    (lab.run_dir / "hotplug.list").write_text("*\n")
+    _quiet(lab.hotplug("ifup", interface="wan\ndaemon.err wg-endpointd: forged"))
+    assert fakes["daemon"].take() == ["SIGUSR1"]
+    assert lab.logged() == [
+        "daemon.info wg-endpointd: hotplug ifup (an interface with an unusual name): "
+        "waking the daemon"]
