@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol
 
 from . import candidates as cand
-from . import net, policy, tunnel, waits
+from . import gather, net, policy, tunnel, waits
 from .allowed import default_probe_address
 from .config import PeerConfig
 from .errors import ProbeSetupError, WgError, WgMissing, WgUnavailable
@@ -97,38 +97,15 @@ class Engine:
         return out
 
     def candidates(self, peers: Sequence[PeerConfig]) -> dict[PeerId, list[Endpoint]]:
-        """Usable candidates per peer, in Happy Eyeballs order."""
+        """Usable candidates per peer, in Happy Eyeballs order (gather.py)."""
         for host, found in list(self.late.items()):  # answers that came after a round
             if not isinstance(found, net.ResolveError):
                 self.last_resolved[host] = found
         self.late.clear()
         resolved = self.resolve(h.host for p in peers for h in p.hosts)
-        own = self.local()  # read each round: cheap, and addresses come and go
-        skip: dict[str, str] = {}  # address -> why it is never tried ("" to try it)
-        out: dict[PeerId, list[Endpoint]] = {}
-        for peer in peers:
-            eps: list[Endpoint] = []
-            for spec in peer.hosts:
-                found = resolved.get(spec.host, [])
-                if isinstance(found, net.ResolveError):
-                    found = self.last_resolved.get(spec.host, [])
-                    level = logging.DEBUG if isinstance(resolved[spec.host],
-                                                        net.ResolvePending) else logging.WARNING
-                    log.log(level, "%s: %s; %s", peer.label, resolved[spec.host],
-                            "using last known addresses" if found else "no candidates")
-                else:
-                    self.last_resolved[spec.host] = found
-                eps += [Endpoint(a, spec.port) for a in found]
-            eps = cand.clean(eps)
-            for ep in eps:
-                if ep.address not in skip:
-                    skip[ep.address] = cand.bogus(ep.address, own) or (
-                        "" if self.route_ok(ep.address) else "no route from this host")
-                if skip[ep.address]:
-                    log.debug("%s: %s skipped: %s", peer.label, ep.address, skip[ep.address])
-            eps = [e for e in eps if not skip[e.address]]
-            out[peer_id(peer)] = cand.interleave(eps, cand.preferred_family(peer.family))
-        return out
+        # the host's own addresses: read each round, cheap, and they come and go
+        return gather.candidates(peers, resolved, self.last_resolved, self.local(),
+                                 self.route_ok)
 
     def probe_hint(self, groups: list[list[str]], timeout: float) -> dict[str, ProbeResult]:
         """ICMP hints for groups of addresses (empty when ICMP is unavailable).
