@@ -82,7 +82,8 @@ class Plugin:
         return stubdir
 
     def run_text(self, *argv: str, stdin: str | None = "{ }", wg: bool = True,
-                 ubus: bool = True, init: bool = True, env: dict[str, str] | None = None) -> str:
+                 ubus: bool = True, init: bool = True, env: dict[str, str] | None = None,
+                 timeout: float = 30) -> str:
         full = {
             "PATH": f"{self._stubs(wg, ubus)}:{self.bb}",
             "WG_ENDPOINTD_RUN_DIR": str(self.run_dir),
@@ -96,7 +97,7 @@ class Plugin:
         result = subprocess.run(
             [self.busybox, "sh", str(self.path), *argv],
             input=stdin if stdin is not None else "",
-            env=full, capture_output=True, text=True, timeout=30,
+            env=full, capture_output=True, text=True, timeout=timeout,
         )
         assert result.returncode == 0, result.stderr
         return result.stdout

@@ -130,6 +130,16 @@ def test_status_a_reused_pid_is_not_the_daemon(plugin: Plugin, fakes: dict[str, 
     assert plugin.run("call", "status")["running"] is False
 
 
+@pytest.mark.parametrize("planted", ["wg-endpointd.pid", "state.json"])
+def test_status_never_blocks_on_a_fifo(plugin: Plugin, planted: str) -> None:
+    """Issue 18: a FIFO in place of the pid or state file must not hang the page."""
+    import os
+
+    os.mkfifo(plugin.run_dir / planted)
+    out = json.loads(plugin.run_text("call", "status", timeout=5))
+    assert out["running"] is False
+
+
 @pytest.mark.parametrize("content", ["", "abc", "-1", "12 34", "99999999"])
 def test_status_garbage_pid_file(plugin: Plugin, content: str) -> None:
     (plugin.run_dir / "wg-endpointd.pid").write_text(content)

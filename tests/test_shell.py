@@ -698,6 +698,15 @@ def test_init_reload_stale_pid_starts(init, fakes: dict[str, FakeDaemon]) -> Non
     assert run.named("start") == [["start"]]
 
 
+def test_init_reload_with_a_fifo_pid_file_does_not_block(init) -> None:
+    """Issue 18: a FIFO planted as the pid file must not hang `reload` (its `cat`)."""
+    os.mkfifo(init.run_dir / "wg-endpointd.pid")
+    run = init("reload_service")
+    assert run.returncode == 0, run.stderr
+    assert run.named("procd_send_signal") == []
+    assert run.named("start") == [["start"]]
+
+
 def test_init_reload_pid_of_a_stranger_starts(init, tmp_path: Path) -> None:
     fake = FakeDaemon(tmp_path / "less", "less")  # `less /etc/config/wg-endpointd`
     try:
