@@ -5,6 +5,7 @@ import json
 import signal
 
 from tests.fakes import FakeClock, FakeProber, FakeWg, resolver
+from wg_endpointd import service
 from wg_endpointd import state as st
 from wg_endpointd.config import Config, HostSpec, PeerConfig, Settings
 from wg_endpointd.daemon import Daemon
@@ -175,7 +176,7 @@ def test_run_exits_0_on_sigterm_and_cleans_pid(tmp_path):
             d.on_signal(signal.SIGTERM)
 
     d.wait = wait
-    assert d.run() == 0
+    assert service.serve(d) == 0
     assert not (tmp_path / "run" / "wg-endpointd.pid").exists()
     assert (tmp_path / "run" / "hotplug.list").read_text() == "*\n"
 
@@ -192,7 +193,7 @@ def test_runtime_fault_does_not_exit(tmp_path):
         return 1.0
 
     d.step = boom
-    assert d.run() == 0 and len(calls) == 2
+    assert service.serve(d) == 0 and len(calls) == 2
 
 
 def test_corrupt_state_file_is_rebuilt(tmp_path, caplog):
@@ -200,7 +201,7 @@ def test_corrupt_state_file_is_rebuilt(tmp_path, caplog):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "state.json").write_text("{not json")
     d.wait = lambda t: d.on_signal(signal.SIGTERM)
-    assert d.run() == 0
+    assert service.serve(d) == 0
     assert "rebuilding" in caplog.text
     assert json.loads((tmp_path / "run" / "state.json").read_text())["peers"]
 

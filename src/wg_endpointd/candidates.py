@@ -6,12 +6,10 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Sequence
 
-from .model import Endpoint
+from .model import Endpoint, IfAddress
 from .validate import never_endpoint
 
 _MAPPED = ipaddress.ip_network("::ffff:0:0/96")
-
-IfAddress = ipaddress.IPv4Interface | ipaddress.IPv6Interface  # an address with its prefix
 
 
 def preferred_family(setting: str) -> int:

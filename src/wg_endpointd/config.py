@@ -15,10 +15,13 @@ from . import overrides as overrides_mod
 from .allowed import default_probe_address
 from .errors import ConfigError
 from .options import FAMILIES as FAMILIES
-from .options import GLOBALS, PEER, SECTIONS, Option, convert, parse_bool, suggest
 from .options import LOG_LEVELS as LOG_LEVELS
+from .options import PEER, parse_bool, suggest
 from .options import Settings as Settings
 from .overrides import Override
+from .ownfile import option_value
+from .ownfile import own_warnings as own_warnings
+from .ownfile import read_settings as read_settings
 from .validate import (
     drop_never,
     ip_literal,
@@ -90,60 +93,6 @@ class Config:
         return [p for p in self.peers if p.managed]
 
 
-def _value(sec: uci.Section, option: Option, path: str) -> object:
-    """An option of the daemon's own file, converted; ConfigError names file:line."""
-    try:
-        return convert(option, sec.get(option.name) or "")
-    except ValueError as exc:
-        raise ConfigError(f"{sec.ref}.{option.name}: {exc}", path,
-                          sec.line_of(option.name)) from None
-
-
-def _ifnames(sec: uci.Section, option: str, path: str) -> tuple[str, ...]:
-    """Interface names, each once, from a list (items may hold several names)."""
-    names = tuple(dict.fromkeys(n for item in sec.get_list(option) for n in item.split()))
-    for name in names:
-        if not is_ifname(name):
-            raise ConfigError(f"{sec.ref}.{option}: invalid interface name {name!r}",
-                              path, sec.line_of(option))
-    return names
-
-
-def read_settings(own: uci.Package | None) -> Settings:
-    """The globals of /etc/config/wg-endpointd (defaults when the file or section is absent)."""
-    found = [] if own is None else own.by_type("globals")
-    if own is None or not found:
-        return Settings()
-    sec, values = found[0], dict[str, object]()
-    for option in GLOBALS:
-        if option.name not in sec.options:
-            continue
-        if option.kind == "names":
-            values[option.field] = _ifnames(sec, option.name, own.path)
-        else:
-            values[option.field] = _value(sec, option, own.path)
-    return Settings(**values)  # type: ignore[arg-type]
-
-
-def own_warnings(own: uci.Package) -> list[str]:
-    """Unknown section types and options, and extra globals sections, one line each."""
-    out = []
-    for sec in own.sections:
-        where = f"{own.path}:{sec.line}: {sec.ref}"
-        if sec.type not in SECTIONS:
-            out.append(f"{where}: unknown section type {sec.type!r}, ignored"
-                       f"{suggest(sec.type, list(SECTIONS))}")
-            continue
-        if sec.type == "globals" and sec is not own.by_type("globals")[0]:
-            out.append(f"{where}: only the first globals section is read, this one is ignored")
-        known = [o.name for o in SECTIONS[sec.type]]
-        for name in sec.options:
-            if name not in known:
-                out.append(f"{own.path}:{sec.line_of(name)}: {sec.ref}: unknown option "
-                           f"{name!r}, ignored{suggest(name, known)}")
-    return out
-
-
 def display_text(text: str) -> str:
     """A value made safe to print and log on one line: bytes that were not UTF-8 read
     as Latin-1 (uci keeps them), control characters as escapes."""
@@ -206,7 +155,7 @@ def _read_peer(sec: uci.Section, iface: str, settings: Settings, over: Override 
         notes.append(f"{over.conflict}; the peer is left alone")
         return _manage_state(peer, "contradicting overrides")
     peer = _apply_override(peer, over.section, own_path, notes)
-    managed = _value(over.section, _PEER_OPTIONS["managed"], own_path) \
+    managed = option_value(over.section, _PEER_OPTIONS["managed"], own_path) \
         if "managed" in over.section.options else True
     return _manage_state(peer, "" if managed else "opted out (managed 0)")
 
@@ -234,7 +183,7 @@ def _apply_override(peer: PeerConfig, sec: uci.Section, path: str,
     changes: dict[str, object] = {}
     for name in ("family", "probe_timeout", "verify_timeout"):
         if name in sec.options:
-            changes[name] = _value(sec, _PEER_OPTIONS[name], path)
+            changes[name] = option_value(sec, _PEER_OPTIONS[name], path)
     return dataclasses.replace(peer, hosts=tuple(dict.fromkeys(hosts)),
                                probe_address=probe_address, **changes)  # type: ignore[arg-type]
 

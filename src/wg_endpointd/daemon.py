@@ -21,7 +21,7 @@ from . import liveness as lv
 from . import state as st
 from .config import Config, PeerConfig
 from .engine import Engine
-from .errors import ConfigError, WgEndpointdError, WgError
+from .errors import ConfigError, WgError
 from .failover import AllowedIpsLike, Keeper
 from .faultlog import FaultLog
 from .outcome import Outcome, peer_id
@@ -262,48 +262,11 @@ class Daemon:
             looked = True
         if not fallback or now >= self.next_failback:  # no wake-ups while nothing is to do
             self.next_failback = now + s.check_interval
-        self.faultlog.summarise(now, self.states, {peer_id(p): p.label for p in self.peers})
+        self.faultlog.summarise(now, self.states, lambda: {peer_id(p): p.label for p in self.peers})
         if looked:
             self.write_state()
         return max(0.0, min(self.next_check, self.next_resolve, self.tester.next_due(),
                             self.next_failback if fallback else math.inf) - self.clock())
-
-    def run(self) -> int:
-        """The loop; the caller has taken the run directory's lock (service.py)."""
-        pid = os.getpid()
-        try:
-            self.run_dir.read_state()
-        except FileNotFoundError:
-            pass
-        except (OSError, ValueError) as exc:
-            log.warning("state file unreadable (%s); rebuilding it", exc)
-        self.run_dir.write_hotplug_list(self.hotplug_names())
-        self.run_dir.write_pid(pid)
-        if self.engine.routes is not None:
-            self.engine.routes.adopt()
-        log.info("started: %d managed peer(s) on %s", len(self.peers),
-                 ", ".join(self.cfg.interfaces) or "no interfaces")
-        try:
-            while not self.stop:
-                try:
-                    delay = self.step()
-                except WgEndpointdError as exc:
-                    log.error("%s", exc)
-                    delay = self.cfg.settings.check_interval
-                except Exception:  # never exit on a runtime fault
-                    log.exception("unexpected error; continuing")
-                    delay = self.cfg.settings.check_interval
-                if not (self.stop or self.wake or self.reload):
-                    self.wait(delay)
-        finally:
-            if self.engine.routes is not None:
-                self.engine.routes.clear()
-            try:
-                self.run_dir.remove_pid(pid)
-            except OSError as exc:
-                log.error("cannot remove the pid file: %s", exc)
-            log.info("stopped")
-        return 0
 
     # -- state file --------------------------------------------------------
 

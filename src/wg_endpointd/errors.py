@@ -34,5 +34,13 @@ class WgMissing(WgError):
     """The WireGuard interface is not there (netifd may be re-creating it)."""
 
 
+class ResolveError(Exception):
+    """A name did not resolve; the message is one line for the log."""
+
+
+class ResolvePending(ResolveError):
+    """No answer yet: the round goes on with the last known addresses (not a fault)."""
+
+
 class ProbeSetupError(WgEndpointdError):
     """ICMP probing cannot be set up (for example no permission for raw sockets)."""

@@ -5,7 +5,7 @@ SUMMARY_EVERY seconds while faults last."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
 from . import faults
@@ -40,10 +40,11 @@ class FaultLog:
                 log.warning("%s", counted)
 
     def summarise(self, now: float, states: Mapping[tuple[str, str], PeerState],
-                  labels: Mapping[tuple[str, str], str]) -> None:
+                  labels: Callable[[], Mapping[tuple[str, str], str]]) -> None:
+        """Called every pass of the loop: the labels are made only when a line is due."""
         if now < self.next_summary:
             return
-        text = faults.summary(states, labels)
+        text = faults.summary(states, labels())
         if text is not None and self.next_summary > 0:
             log.warning("%s", text)
         self.next_summary = now + faults.SUMMARY_EVERY

@@ -10,8 +10,8 @@ from collections.abc import Callable, Mapping, MutableMapping, Sequence
 
 from . import candidates as cand
 from .config import PeerConfig
-from .model import Endpoint
-from .net import IfAddress, ResolveError, ResolvePending
+from .errors import ResolveError, ResolvePending
+from .model import Endpoint, IfAddress
 from .outcome import PeerId, peer_id
 
 log = logging.getLogger("wg_endpointd.engine")

@@ -123,29 +123,24 @@ def pick(group: GroupConfig, state: GroupState, verified: Collection[str]) -> st
     return next((k for k in group.members if k != state.active and k in verified), None)
 
 
+def _alive_ahead(group: GroupConfig, state: GroupState) -> list[tuple[str, float]]:
+    """The members ahead of the active one that are alive, with since when (rule 4)."""
+    ahead = group.members[:group.members.index(state.active)] \
+        if state.active in group.members else group.members
+    return [(k, since) for k in ahead if (since := state.member(k).alive_since) is not None]
+
+
 def failback_to(group: GroupConfig, state: GroupState, now: float) -> str | None:
     """Rule 4: the first member ahead of the active one alive for the hold time."""
     wait = max(group.failback_hold, state.hold)
-    for key in group.members:
-        if key == state.active:
-            return None
-        since = state.member(key).alive_since
-        if since is not None and now - since >= wait:
-            return key
-    return None
+    return next((k for k, since in _alive_ahead(group, state) if now - since >= wait), None)
 
 
 def failback_due(group: GroupConfig, state: GroupState) -> float | None:
-    """Rule 4: when the first member ahead of the active one that is alive will have been
-    so for the hold time (None: no such member)."""
+    """Rule 4: when the next member ahead of the active one will have been alive for the
+    hold time (None: no member ahead is alive)."""
     wait = max(group.failback_hold, state.hold)
-    for key in group.members:
-        if key == state.active:
-            return None
-        since = state.member(key).alive_since
-        if since is not None:
-            return since + wait
-    return None
+    return min((since + wait for _, since in _alive_ahead(group, state)), default=None)
 
 
 def moved(state: GroupState, new: str, reason: str, wall: float) -> GroupState:

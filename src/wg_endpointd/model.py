@@ -12,6 +12,9 @@ def ip_family(address: str) -> int:
     return ipaddress.ip_address(address).version
 
 
+IfAddress = ipaddress.IPv4Interface | ipaddress.IPv6Interface  # an address with its prefix
+
+
 @dataclass(frozen=True, slots=True, order=True)
 class Endpoint:
     """A literal WireGuard endpoint: IP address and UDP port."""

@@ -11,21 +11,12 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterable, MutableMapping
 
+from .errors import ResolveError as ResolveError
+from .errors import ResolvePending as ResolvePending
+from .model import IfAddress as IfAddress
 from .validate import ip_literal
 
-SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
 _SIOCGIFADDR, _SIOCGIFNETMASK = 0x8915, 0x891B  # linux/sockios.h
-
-
-IfAddress = ipaddress.IPv4Interface | ipaddress.IPv6Interface
-
-
-class ResolveError(Exception):
-    """A name did not resolve; the message is one line for the log."""
-
-
-class ResolvePending(ResolveError):
-    """No answer yet: the round goes on with the last known addresses (not a fault)."""
 
 
 def resolve_one(host: str) -> list[str]:
@@ -130,65 +121,57 @@ def rx_packets(iface: str, sys_root: str = "/sys") -> int | None:
         os.close(fd)
 
 
-def tunnel_subnets(iface: str, proc_root: str = "/proc") -> list[IfAddress]:
-    """The router's own addresses on `iface`, with their prefixes (no subprocess).
-
-    IPv4: the primary address and netmask (SIOCGIFADDR, SIOCGIFNETMASK ioctls).
-    IPv6: the kernel's table `/proc/net/if_inet6` (address, prefix length, name).
-    """
-    out: list[IfAddress] = []
+def _ipv4_of(sock: socket.socket, iface: str) -> ipaddress.IPv4Interface | None:
+    """`iface`'s primary IPv4 address and netmask (SIOCGIFADDR, SIOCGIFNETMASK ioctls);
+    None when it has none (or is gone)."""
     name = struct.pack("256s", iface.encode()[:15])
     try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            addr = fcntl.ioctl(sock.fileno(), _SIOCGIFADDR, name)[20:24]
-            mask = fcntl.ioctl(sock.fileno(), _SIOCGIFNETMASK, name)[20:24]
-        out.append(ipaddress.IPv4Interface(
-            f"{socket.inet_ntoa(addr)}/{socket.inet_ntoa(mask)}"))
+        addr = fcntl.ioctl(sock.fileno(), _SIOCGIFADDR, name)[20:24]
+        mask = fcntl.ioctl(sock.fileno(), _SIOCGIFNETMASK, name)[20:24]
+        return ipaddress.IPv4Interface(f"{socket.inet_ntoa(addr)}/{socket.inet_ntoa(mask)}")
     except (OSError, ValueError):
-        pass  # no IPv4 address, or no such interface
+        return None
+
+
+def _ipv6_of(iface: str | None, proc_root: str) -> list[IfAddress]:
+    """IPv6 addresses with their prefixes from the kernel's table `/proc/net/if_inet6`
+    (address, index, prefix length, scope, flags, name): of `iface`, or of all (None)."""
+    out: list[IfAddress] = []
     try:
         with open(f"{proc_root}/net/if_inet6") as f:
             for line in f:
                 cols = line.split()
-                if len(cols) == 6 and cols[5] == iface:
+                if len(cols) == 6 and iface in (None, cols[5]):
                     out.append(ipaddress.IPv6Interface(
                         f"{ipaddress.IPv6Address(bytes.fromhex(cols[0]))}/{int(cols[2], 16)}"))
     except (OSError, ValueError):
         pass
     return out
+
+
+def tunnel_subnets(iface: str, proc_root: str = "/proc") -> list[IfAddress]:
+    """The router's own addresses on `iface`, with their prefixes (no subprocess)."""
+    out: list[IfAddress] = []
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            if (v4 := _ipv4_of(sock, iface)) is not None:
+                out.append(v4)
+    except OSError:
+        pass
+    return out + _ipv6_of(iface, proc_root)
 
 
 def local_addresses(proc_root: str = "/proc") -> list[IfAddress]:
-    """This host's own addresses with their prefixes, on every interface (no subprocess).
-
-    IPv4: each interface's primary address and netmask (ioctls; secondary addresses are
-    not seen). IPv6: every address in `/proc/net/if_inet6`. Empty when unreadable.
-    """
+    """This host's own addresses with their prefixes, on every interface (no subprocess;
+    IPv4: each interface's primary address only)."""
     out: list[IfAddress] = []
     try:
-        names = [name for _, name in socket.if_nameindex()]
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            for name in names:
-                packed = struct.pack("256s", name.encode()[:15])
-                try:
-                    addr = fcntl.ioctl(sock.fileno(), _SIOCGIFADDR, packed)[20:24]
-                    mask = fcntl.ioctl(sock.fileno(), _SIOCGIFNETMASK, packed)[20:24]
-                    out.append(ipaddress.IPv4Interface(
-                        f"{socket.inet_ntoa(addr)}/{socket.inet_ntoa(mask)}"))
-                except (OSError, ValueError):
-                    continue  # no IPv4 address there, or gone meanwhile
+            out += [v4 for _, name in socket.if_nameindex()
+                    if (v4 := _ipv4_of(sock, name)) is not None]
     except OSError:
         pass
-    try:
-        with open(f"{proc_root}/net/if_inet6") as f:
-            for line in f:
-                cols = line.split()
-                if len(cols) == 6:
-                    out.append(ipaddress.IPv6Interface(
-                        f"{ipaddress.IPv6Address(bytes.fromhex(cols[0]))}/{int(cols[2], 16)}"))
-    except (OSError, ValueError):
-        pass
-    return out
+    return out + _ipv6_of(None, proc_root)
 
 
 def tunnel_gateway(subnets: list[IfAddress]) -> str | None:

@@ -16,12 +16,18 @@ import signal
 import socket
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from . import signals
 from .config import Config
+from .errors import WgEndpointdError
 from .rundir import Busy, RunDir
 
+if TYPE_CHECKING:
+    from .daemon import Daemon
+
 log = logging.getLogger(__name__)
+dlog = logging.getLogger("wg_endpointd.daemon")  # the daemon's own lines, as before
 EXIT_BUSY, EXIT_SETUP = 1, 2
 ONCE_WAIT = 15.0  # how long `run` waits for a `once` that holds the lock
 
@@ -75,6 +81,46 @@ def lock_run_dir(rd: RunDir, mode: str, wait: float = 0.0) -> int | str:
     return f"run directory {rd.path}: still locked after {wait:g} s"
 
 
+def serve(d: Daemon) -> int:
+    """The daemon's life once the run directory's lock is taken: hotplug list and pid file,
+    routes of an earlier run adopted, the loop (never ended by a runtime fault), and at
+    exit its routes and pid file gone."""
+    pid = os.getpid()
+    try:
+        d.run_dir.read_state()
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError) as exc:
+        dlog.warning("state file unreadable (%s); rebuilding it", exc)
+    d.run_dir.write_hotplug_list(d.hotplug_names())
+    d.run_dir.write_pid(pid)
+    if d.engine.routes is not None:
+        d.engine.routes.adopt()
+    dlog.info("started: %d managed peer(s) on %s", len(d.peers),
+             ", ".join(d.cfg.interfaces) or "no interfaces")
+    try:
+        while not d.stop:
+            try:
+                delay = d.step()
+            except WgEndpointdError as exc:
+                dlog.error("%s", exc)
+                delay = d.cfg.settings.check_interval
+            except Exception:  # never exit on a runtime fault
+                dlog.exception("unexpected error; continuing")
+                delay = d.cfg.settings.check_interval
+            if not (d.stop or d.wake or d.reload):
+                d.wait(delay)
+    finally:
+        if d.engine.routes is not None:
+            d.engine.routes.clear()
+        try:
+            d.run_dir.remove_pid(pid)
+        except OSError as exc:
+            dlog.error("cannot remove the pid file: %s", exc)
+        dlog.info("stopped")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .logsetup import setup_logging, without_tls
 
@@ -107,7 +153,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         signals.hand_over(daemon.on_signal)
         for problem in (*cfg.problems, *cfg.advice):
             log.warning("%s", problem)
-        return daemon.run()
+        return serve(daemon)
     except OSError as exc:
         print(f"wg-endpointd: error: run directory {rd.path}: {exc.strerror or exc}",
               file=sys.stderr)

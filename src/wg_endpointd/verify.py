@@ -221,6 +221,7 @@ class Verifier:
     def run(self, jobs: list[Job]) -> list[Outcome]:
         """Try each job's candidates in order until WireGuard shows one working."""
         begin = self.clock()
+        loud = {id(job) for job in jobs[:QUIET_AFTER]}  # the others' failed tries at debug
         for job in jobs:
             job.started = begin
         self._start(jobs)
@@ -257,7 +258,7 @@ class Verifier:
                                          f"verified in {took:.2f} s; {job.reason}",
                                          before=job.original.endpoint)
                 elif self.clock() >= job.deadline:
-                    quiet = peer_id(job.peer) in self.quiet or jobs.index(job) >= QUIET_AFTER
+                    quiet = peer_id(job.peer) in self.quiet or id(job) not in loud
                     level = logging.DEBUG if quiet else logging.INFO
                     log.log(level, "%s: %s not verified within %.2g s", job.peer.label,
                             job.trying, job.wait)
