@@ -196,6 +196,16 @@ def fakes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, FakeDa
             fake.stop()
 
 
+def _take_lines(path: Path) -> list[str]:
+    """The lines a stub wrote to `path` since the last look (the file is removed)."""
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    path.unlink()
+    return lines
+
+
 class Lab:
     """A run directory, the procd stub's log, a syslog file and a PATH with or
     without ubus (logger is on both)."""
@@ -261,21 +271,11 @@ class Lab:
         )
 
     def procd_calls(self) -> list[str]:
-        try:
-            lines = self.log.read_text().splitlines()
-        except FileNotFoundError:
-            return []
-        self.log.unlink()
-        return lines
+        return _take_lines(self.log)
 
     def logged(self) -> list[str]:
         """The lines sent to syslog since the last call, as logread shows them."""
-        try:
-            lines = self.syslog.read_text().splitlines()
-        except FileNotFoundError:
-            return []
-        self.syslog.unlink()
-        return lines
+        return _take_lines(self.syslog)
 
 
 @pytest.fixture
