@@ -25,6 +25,7 @@ bench: setup
 	$(PY) -m bench.daemon
 	$(PY) -m bench.silent
 	$(PY) -m bench.groups
+	$(PY) -m bench.hostile
 	$(PY) bench/hotplug_bench.py
 
 # OpenWrt packages without the SDK: .ipk (24.10, opkg), .apk (25.12, apk), and a

@@ -16,15 +16,17 @@ import time
 from collections.abc import Callable
 from typing import Any, cast
 
-from . import failback, faults, snapshot
+from . import failback, faults, reload, snapshot
 from . import liveness as lv
 from . import state as st
 from .config import Config, PeerConfig
 from .engine import Engine
-from .errors import ConfigError, WgError
+from .errors import WgError
 from .failover import AllowedIpsLike, Keeper
 from .faultlog import FaultLog
+from .model import Endpoint
 from .outcome import Outcome, peer_id
+from .repairs import Finished, Repairs, run_now
 from .rundir import RunDir
 from .statefile import StateFile
 from .tester import Tester
@@ -40,7 +42,9 @@ class Daemon:
                  wait: Callable[[float], None] = time.sleep,
                  rand: Callable[[], float] = random.random,
                  config: Config | None = None,
-                 make_routes: Callable[[], RoutesLike] | None = None) -> None:
+                 make_routes: Callable[[], RoutesLike] | None = None,
+                 spawn: Callable[[Callable[[], None]], None] = run_now,
+                 notify: Callable[[], None] = lambda: None) -> None:
         self.load, self.engine, self.run_dir = load, engine, run_dir
         self.clock, self.wall, self.wait, self.rand = clock, wall, wait, rand
         self.cfg = config if config is not None else load()
@@ -54,6 +58,10 @@ class Daemon:
                              lambda: self.engine.answers())
         self.state_file = StateFile(run_dir, wall)
         self.last_round: dict[str, object] | None = None
+        self.repairs = Repairs(spawn, notify)  # beside the loop: no peer holds up another
+        self.skipped: set[tuple[str, str]] = set()  # under repair when a check came
+        self.owed: set[tuple[str, str]] = set()  # under repair when an event came
+        self.pruned = False  # routes of an earlier run that the first round left unclaimed
         engine.stopping = lambda: self.stop
         # the engine's `wg` adapter (WgClient) also moves allowed IPs
         self.groups = Keeper(engine, cast(AllowedIpsLike, engine.wg), clock, wall, rand,
@@ -123,54 +131,63 @@ class Daemon:
 
     # -- the loop ----------------------------------------------------------
 
-    def full_round(self, why: str) -> None:
+    def full_round(self, why: str, only: set[tuple[str, str]] | None = None) -> None:
+        busy = self.repairs.busy()  # their repair goes on; they report when it ends
+        if why == "interface event":  # their repair may have judged the old network
+            self.owed |= busy
+        peers = [p for p in self.peers if peer_id(p) not in busy
+                 and (only is None or peer_id(p) in only)]
+        self.owed -= {peer_id(p) for p in peers}
         (log.info if why == "interface event" else log.debug)(
-            "checking %d peer(s): %s", len(self.peers), why)
+            "checking %d peer(s): %s%s", len(peers), why,
+            f" ({len(busy)} under repair already)" if busy else "")
         self.groups.reapply()  # netifd may have put a group's allowed IPs elsewhere
         self.tester.forget()
         scheduled, now = why == "scheduled check", self.clock()
         shown = [peer_id(p) for p in self.own_peers() if scheduled and lv.shown_alive(
             self._state(p), now, self.cfg.settings.dead_after)]
-        self._apply_all(self.engine.round(self.peers, leave_idle=scheduled, known_alive=shown,
-                                          quiet=faults.failing(self.states)))
-        if self.last_round is None and self.engine.routes is not None:
-            self.engine.routes.prune_adopted()  # left by an earlier run, not needed now
+        quiet = faults.failing(self.states)
         self.last_round = {"at": round(self.wall(), 3), "reason": why}
         self.next_resolve = self.clock() + self.cfg.settings.resolve_interval
+        if peers:
+            self.repairs.start("full", map(peer_id, peers), lambda early: self.engine.round(
+                peers, leave_idle=scheduled, known_alive=shown, quiet=quiet, early=early))
+        self.collect()
+
+    def collect(self) -> bool:
+        """Apply what the repairs beside the loop handed back; True when anything was."""
+        early, done = self.repairs.take()
+        keep = {peer_id(p) for p in self.peers}  # a reload may have dropped some
+        freed = {peer_id(o.peer) for o in early} | {i for fin in done for i in fin.peers}
+        if freed & self.skipped:  # a check passed them by: look at them now, plan tests
+            self.skipped -= freed
+            self.next_check = self.clock()
+        with self.faultlog.batch():
+            for out in early:
+                if peer_id(out.peer) in keep:
+                    self.apply(out)
+            for fin in done:
+                self._finished(fin, keep)
+        return bool(early or done)
+
+    def _finished(self, fin: Finished, keep: set[tuple[str, str]]) -> None:
+        outs = [o for o in fin.outcomes if peer_id(o.peer) in keep]
+        if fin.kind == "failback":
+            for out in outs:
+                new = failback.done(out, self._state(out.peer), self.cfg.settings, self.apply)
+                if new is not None:
+                    self.states[peer_id(out.peer)] = new
+            return
+        for out in outs:
+            if peer_id(out.peer) not in fin.early:
+                self.apply(out)
+        self.groups.after_round(outs)
+        if fin.kind == "full" and not self.pruned and self.engine.routes is not None:
+            self.engine.routes.prune_adopted()  # left by an earlier run, not needed now
+            self.pruned = True
 
     def do_reload(self) -> None:
-        try:
-            cfg = self.load()
-        except ConfigError as exc:
-            log.error("reload failed, keeping the old configuration: %s", exc)
-            return
-        self.cfg = cfg
-        self.groups.configure(cfg)
-        set_level(cfg.settings.log_level)
-        keep = {peer_id(p) for p in self.peers}
-        self.states = {k: v for k, v in self.states.items() if k in keep}
-        self.tester.keep_only(keep)
-        self.engine.remembered = {k: v for k, v in self.engine.remembered.items() if k in keep}
-        self._reload_routes(keep)
-        try:
-            self.run_dir.write_hotplug_list(self.hotplug_names())
-        except OSError as exc:
-            log.error("cannot write %s: %s", self.run_dir.path, exc.strerror or exc)
-        for problem in (*cfg.problems, *cfg.advice):
-            log.warning("%s", problem)
-        log.info("configuration reloaded: %d managed peer(s)", len(self.peers))
-
-    def _reload_routes(self, keep: set[tuple[str, str]]) -> None:
-        """Apply a `host_routes` change; drop the routes of peers no longer managed."""
-        routes = self.engine.routes
-        if routes is not None and not self.cfg.settings.host_routes:
-            routes.clear()
-            self.engine.routes = None
-            log.info("host_routes is off: removed the daemon's host routes")
-        elif routes is None and self.cfg.settings.host_routes and self.make_routes:
-            self.engine.routes = self.make_routes()
-        elif routes is not None:
-            routes.keep_only(keep)
+        reload.apply(self)
 
     def check(self) -> None:
         """Liveness: one `wg show` for every peer, unless interface counters settle the
@@ -181,7 +198,9 @@ class Daemon:
 
     def _check(self) -> None:
         s, now = self.cfg.settings, self.clock()
-        peers = self.own_peers()
+        busy = self.repairs.busy()  # judged when their repair ends
+        self.skipped |= busy
+        peers = [p for p in self.own_peers() if peer_id(p) not in busy]
         own = [(peer_id(p), p.interface) for p in peers]
         self.tester.hear(self.states)
         rx = self.tester.counters(own)
@@ -224,17 +243,22 @@ class Daemon:
         if dead:
             actives = self.groups.actives()
             plain = [p for p in dead if peer_id(p) not in actives]
-            outcomes = self.engine.round(plain, quiet=faults.failing(self.states)) \
-                if plain else []
-            self._apply_all(outcomes + self.groups.repair(
-                [p for p in dead if peer_id(p) in actives]))
+            quiet = faults.failing(self.states)
+            if plain:
+                self.repairs.start("repair", map(peer_id, plain), lambda early: self.engine.round(
+                    plain, quiet=quiet, early=early))
+            grouped = [p for p in dead if peer_id(p) in actives]
+            if grouped:
+                self._apply_all(self.groups.repair(grouped))
+            self.collect()
         if read:
             self.groups.tick(by_iface, self.apply)
 
     def step(self) -> float:
         """One pass of the loop; returns how long to sleep."""
         s = self.cfg.settings
-        looked = self.reload or self.wake  # more than test datagrams: the state may show it
+        # more than test datagrams: the state may show it
+        looked = self.collect() or self.reload or self.wake
         if self.reload:
             self.reload = False
             self.do_reload()
@@ -247,6 +271,9 @@ class Daemon:
         elif now >= self.next_resolve:
             self.full_round("scheduled check" if self.last_round else "start")
             looked = True
+        elif owed := self.owed - self.repairs.busy():
+            self.full_round("interface event", only=owed)
+            looked = True
         now = self.clock()
         if now >= self.next_check:
             self.check()
@@ -258,15 +285,22 @@ class Daemon:
         self.next_check = min([self.tester.next_read, *looks, failback_at])
         fallback = any(x.phase == st.FALLBACK for x in self.states.values())
         if fallback and now >= self.next_failback:
-            failback.run(self.peers, self.states, s, self.engine, now, self.apply)
+            busy = self.repairs.busy()
+            failback.run([p for p in self.peers if peer_id(p) not in busy], self.states, s,
+                         self.engine, now, self._try_better)
             looked = True
         if not fallback or now >= self.next_failback:  # no wake-ups while nothing is to do
             self.next_failback = now + s.check_interval
+        looked = self.collect() or looked
         self.faultlog.summarise(now, self.states, lambda: {peer_id(p): p.label for p in self.peers})
         if looked:
             self.write_state()
         return max(0.0, min(self.next_check, self.next_resolve, self.tester.next_due(),
                             self.next_failback if fallback else math.inf) - self.clock())
+
+    def _try_better(self, peer: PeerConfig, ahead: list[Endpoint]) -> None:
+        self.repairs.start("failback", [peer_id(peer)],
+                           lambda _early: [self.engine.switch(peer, ahead, "failback")])
 
     # -- state file --------------------------------------------------------
 
@@ -279,6 +313,3 @@ class Daemon:
     def write_state(self) -> None:
         self.state_file.write(self.snapshot())
 
-
-def set_level(level: str) -> None:
-    logging.getLogger("wg_endpointd").setLevel(level.upper())

@@ -5,7 +5,6 @@ All I/O goes through the adapters given to `Engine`, so tests can replace them.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -202,7 +201,7 @@ class Engine:
         for p in live:
             ident = peer_id(p)
             log.debug("%s: candidates %s", p.label, ", ".join(
-                f"{e} ({_rtt_text(probes.get(e.address))})" for e in found[ident]) or "none")
+                f"{e} ({gather.rtt_text(probes.get(e.address))})" for e in found[ident]) or "none")
             cur = before[ident].endpoint
             if cur is not None and not self.route_ok(cur.address):
                 kicked.discard(ident)  # no route: dead now, no need to wait
@@ -216,7 +215,8 @@ class Engine:
 
     def round(self, peers: Sequence[PeerConfig], dry_run: bool = False,
               leave_idle: bool = False, known_alive: Iterable[PeerId] = (),
-              quiet: Iterable[PeerId] = ()) -> list[Outcome]:
+              quiet: Iterable[PeerId] = (),
+              early: Callable[[Outcome], None] | None = None) -> list[Outcome]:
         """Check and, where needed, fix every peer; one Outcome per peer.
 
         `leave_idle`: a scheduled check, with no event and no sign of death: peers whose
@@ -224,6 +224,7 @@ class Engine:
         `known_alive`: peers the daemon's own checks show alive; not asked again (a peer
         that answers only by keepalive cannot answer within a round's wait). `quiet`:
         peers with a fault the daemon already reported; their tries are logged at debug.
+        `early` hears each verified peer as soon as it is.
         """
         self.verifier.quiet = set(quiet)  # a repeating fault is logged by the daemon
         before, outcomes = self._snapshot(peers)
@@ -269,9 +270,15 @@ class Engine:
                             "their turn in later rounds", peer.label, len(decision.order), full)
                 jobs.append(Job(peer, before[ident], decision.order, decision.reason,
                                 unproven=cur if ident in recreated else None))
-        for out in self.verifier.run(jobs):
+        def hinted(out: Outcome) -> None:
+            if early is not None:
+                early(gather.with_hints(out, found.get(peer_id(out.peer), []), probes))
+
+        for out in outcomes.values():  # decided without a try: known before any wait
+            hinted(out)
+        for out in self.verifier.run(jobs, hinted if early is not None else None):
             outcomes[peer_id(out.peer)] = out
-        return [_with_hints(outcomes[peer_id(p)], found.get(peer_id(p), []), probes)
+        return [gather.with_hints(outcomes[peer_id(p)], found.get(peer_id(p), []), probes)
                 for p in peers]
 
     def switch(self, peer: PeerConfig, order: Sequence[Endpoint], reason: str) -> Outcome:
@@ -286,15 +293,3 @@ class Engine:
         [out] = self.verifier.run([Job(peer, current, tuple(order), reason)])
         return out
 
-
-def _with_hints(out: Outcome, eps: Sequence[Endpoint],
-                probes: Mapping[str, ProbeResult]) -> Outcome:
-    """Attach the peer's candidates and their ICMP results (for state and status)."""
-    seen = {e.address: probes[e.address] for e in eps if e.address in probes}
-    return dataclasses.replace(out, candidates=tuple(eps), probes=seen)
-
-
-def _rtt_text(probe: ProbeResult | None) -> str:
-    if probe is None or probe.rtt_ms is None:
-        return "no ping reply"
-    return f"{probe.rtt_ms:.1f} ms"

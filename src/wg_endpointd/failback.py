@@ -27,8 +27,10 @@ def better(peer: PeerConfig, endpoint: Endpoint | None,
 
 def run(peers: Sequence[PeerConfig], states: MutableMapping[PeerId, st.PeerState],
         settings: Settings, engine: Engine, now: float,
-        apply: Callable[[Outcome], None]) -> None:
-    """Probe better candidates of peers on a fallback; try them after the hold time."""
+        try_better: Callable[[PeerConfig, list[Endpoint]], None]) -> None:
+    """Probe better candidates of peers on a fallback; after the hold time hand the best
+    ones (policy.MAX_TRIES at most) to `try_better`, which switches beside the loop and ends
+    in `done`."""
     def state(p: PeerConfig) -> st.PeerState:
         return states.setdefault(peer_id(p), st.PeerState())
 
@@ -61,10 +63,15 @@ def run(peers: Sequence[PeerConfig], states: MutableMapping[PeerId, st.PeerState
             continue
         log.info("%s: trying preferred %s after %.0f s", peer.label, ahead[0],
                  now - (new.better_since or now))
-        out = engine.switch(peer, ahead, "failback")
-        if out.status == "switched":
-            apply(dataclasses.replace(out, candidates=new.candidates))
-        else:
-            log.info("%s: failback not verified, staying on %s", peer.label, new.endpoint)
-            states[peer_id(peer)] = st.failback_failed(new, settings.failback_hold,
-                                                       settings.backoff_max)
+        try_better(peer, ahead[:policy.MAX_TRIES])
+
+
+def done(out: Outcome, state: st.PeerState, settings: Settings,
+         apply: Callable[[Outcome], None]) -> st.PeerState | None:
+    """A failback try ended: a verified switch is applied; otherwise the peer stays where
+    it is, and the returned state waits longer before the next try."""
+    if out.status == "switched":
+        apply(dataclasses.replace(out, candidates=state.candidates))
+        return None
+    log.info("%s: failback not verified, staying on %s", out.peer.label, state.endpoint)
+    return st.failback_failed(state, settings.failback_hold, settings.backoff_max)

@@ -201,8 +201,10 @@ class Keeper:
                         if state.member(key).health == gp.DEAD:
                             log.info("%s: %s handshakes again", group.label,
                                      self.io.name(group, key))
+                        # `wg` shows whole seconds: the hold counts from the end of that
+                        # second, so a failback never comes before it
                         state = gp.checked(state, key, True, now, 0.0, seen,
-                                           since=now - max(0.0, self.wall() - seen))
+                                           since=now - max(0.0, self.wall() - seen - 1.0))
             due = gp.checks_due(group, state, now, self.settings.check_interval)
             for out in self.io.handshakes([self.by_id[group.interface, k] for k in due]):
                 apply(out)

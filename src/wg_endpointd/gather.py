@@ -5,14 +5,15 @@ answers, the host's addresses and the route check are handed in."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 
 from . import candidates as cand
 from .config import PeerConfig
 from .errors import ResolveError, ResolvePending
-from .model import Endpoint, IfAddress
-from .outcome import PeerId, peer_id
+from .model import Endpoint, IfAddress, ProbeResult
+from .outcome import Outcome, PeerId, peer_id
 
 log = logging.getLogger("wg_endpointd.engine")
 Answers = Mapping[str, "list[str] | ResolveError"]
@@ -47,3 +48,17 @@ def candidates(peers: Sequence[PeerConfig], resolved: Answers,
         eps = [e for e in eps if not skip[e.address]]
         out[peer_id(peer)] = cand.interleave(eps, cand.preferred_family(peer.family))
     return out
+
+
+def with_hints(out: Outcome, eps: Sequence[Endpoint],
+                probes: Mapping[str, ProbeResult]) -> Outcome:
+    """Attach the peer's candidates and their ICMP results (for state and status)."""
+    seen = {e.address: probes[e.address] for e in eps if e.address in probes}
+    return dataclasses.replace(out, candidates=tuple(eps), probes=seen)
+
+
+def rtt_text(probe: ProbeResult | None) -> str:
+    """A candidate's ping as logged."""
+    if probe is None or probe.rtt_ms is None:
+        return "no ping reply"
+    return f"{probe.rtt_ms:.1f} ms"

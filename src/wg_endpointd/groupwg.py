@@ -56,7 +56,12 @@ class GroupWg:
     def enforce(self, group: GroupConfig, active: str, announce: bool = False) -> str | None:
         """Leave the group's allowed IPs on `active` alone with one `wg set`; None when
         that is how things are now, else why it could not be done. `announce` logs a
-        re-application (netifd put the allowed IPs back where UCI says)."""
+        re-application (netifd put the allowed IPs back where UCI says). No repair's
+        reset of a member comes between the look and the move."""
+        with self.engine.verifier.lock:
+            return self._enforce(group, active, announce)
+
+    def _enforce(self, group: GroupConfig, active: str, announce: bool) -> str | None:
         fresh = self.members(group)
         if isinstance(fresh, str):
             return fresh

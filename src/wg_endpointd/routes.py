@@ -22,9 +22,12 @@ no probe goes through the tunnel it judges.
 
 from __future__ import annotations
 
+import functools
 import logging
 import subprocess
+import threading
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 from . import proc, uplinks
 
@@ -32,6 +35,7 @@ log = logging.getLogger(__name__)
 PROTO = "186"  # route protocol number that marks the daemon's own routes
 Runner = Callable[..., subprocess.CompletedProcess[str]]
 PeerId = tuple[str, str]  # (interface, public key)
+T = TypeVar("T")
 
 
 def parse_route_get(text: str) -> tuple[str | None, str | None]:
@@ -52,6 +56,15 @@ def parse_own_routes(text: str) -> set[str]:
     return out
 
 
+def _locked(method: Callable[..., T]) -> Callable[..., T]:
+    """One route change at a time: the loop and the repairs beside it share the routes."""
+    @functools.wraps(method)
+    def call(self: HostRoutes, *args: Any, **kwargs: Any) -> T:
+        with self.lock:
+            return method(self, *args, **kwargs)
+    return call
+
+
 class HostRoutes:
     """The daemon's endpoint host routes, made and removed with `ip`."""
 
@@ -62,6 +75,7 @@ class HostRoutes:
         self.adopted: set[str] = set()  # ours from an earlier run, not claimed yet
         self.tunnels: set[str] = set()  # WireGuard interfaces seen: never a way out
         self.probing: dict[PeerId, set[str]] = {}  # routes made for probes only
+        self.lock = threading.RLock()  # repairs run side by side (repairs.py)
 
     def _ip(self, *args: str) -> subprocess.CompletedProcess[str] | None:
         try:
@@ -70,6 +84,7 @@ class HostRoutes:
             log.warning("`ip %s` failed: %s", " ".join(args[:3]), exc)
             return None
 
+    @_locked
     def adopt(self) -> None:
         """Take over routes that a previous run (killed, say) left behind."""
         for family in ("-4", "-6"):
@@ -80,6 +95,7 @@ class HostRoutes:
             log.info("found %d host route(s) of an earlier run; keeping those still needed",
                      len(self.adopted))
 
+    @_locked
     def ensure(self, key: PeerId, iface: str, address: str, probe: bool = False) -> bool:
         """Route `address` outside the tunnel `iface` (checked every time: a route
         goes away with its uplink). True when it is routed outside. `probe`: the route
@@ -103,6 +119,7 @@ class HostRoutes:
             return True
         return False
 
+    @_locked
     def end_probes(self, key: PeerId, keep: str | None) -> None:
         """Remove the routes made for this peer's probes, except the one for `keep`."""
         mine = self.owned.get(key, set())
@@ -182,6 +199,7 @@ class HostRoutes:
             log.warning("removing the host route for %s failed: %s", address,
                         res.stderr.strip())
 
+    @_locked
     def retain(self, key: PeerId, keep: str | None) -> None:
         """Remove this peer's routes except the one for `keep` (its endpoint now)."""
         mine = self.owned.get(key, set())
@@ -189,18 +207,21 @@ class HostRoutes:
             mine.discard(address)
             self._delete(address)
 
+    @_locked
     def prune_adopted(self) -> None:
         """After the first round: routes of an earlier run that no peer claimed go."""
         for address in sorted(self.adopted):
             self._delete(address)
         self.adopted.clear()
 
+    @_locked
     def keep_only(self, peers: set[PeerId]) -> None:
         """Remove the routes of peers that are no longer managed."""
         for key in [k for k in self.owned if k not in peers]:
             self.retain(key, None)
             del self.owned[key]
 
+    @_locked
     def clear(self) -> None:
         for key in list(self.owned):
             self.retain(key, None)

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 dlog = logging.getLogger("wg_endpointd.daemon")  # the daemon's own lines, as before
 EXIT_BUSY, EXIT_SETUP = 1, 2
 ONCE_WAIT = 15.0  # how long `run` waits for a `once` that holds the lock
+STOP_WAIT = 3.0  # at a stop, time for the repairs beside the loop to restore (procd: 5 s)
 
 
 class Waiter:
@@ -40,6 +41,13 @@ class Waiter:
         self._r.setblocking(False)
         self._w.setblocking(False)
         signal.set_wakeup_fd(self._w.fileno(), warn_on_full_buffer=False)
+
+    def poke(self) -> None:
+        """Wake the loop now (a repair beside it handed something back)."""
+        try:
+            self._w.send(b"r")
+        except (BlockingIOError, OSError):
+            pass  # full: the loop wakes anyway
 
     def __call__(self, timeout: float) -> None:
         select.select([self._r], [], [], max(0.0, timeout))
@@ -111,6 +119,9 @@ def serve(d: Daemon) -> int:
             if not (d.stop or d.wake or d.reload):
                 d.wait(delay)
     finally:
+        if not d.repairs.wait_idle(STOP_WAIT):  # each restores what it changed
+            dlog.warning("a repair did not end within %g s of the stop", STOP_WAIT)
+        d.collect()
         if d.engine.routes is not None:
             d.engine.routes.clear()
         try:
@@ -129,6 +140,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .daemon import Daemon
     from .engine import Engine
     from .probe import IcmpProber
+    from .repairs import in_thread
     from .routes import HostRoutes
     from .wg import WgClient
 
@@ -149,7 +161,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         waiter = Waiter()
         routes = HostRoutes() if cfg.settings.host_routes else None
         daemon = Daemon(load, Engine(WgClient(), IcmpProber(), routes=routes), rd,
-                        wait=waiter, config=cfg, make_routes=HostRoutes)
+                        wait=waiter, config=cfg, make_routes=HostRoutes, spawn=in_thread,
+                        notify=waiter.poke)
         signals.hand_over(daemon.on_signal)
         for problem in (*cfg.problems, *cfg.advice):
             log.warning("%s", problem)

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Protocol
 
 from .allowed import covers_endpoint
 from .config import PeerConfig
 from .errors import WgError
+from .job import Job as Job  # re-exported
+from .job import RoutesLike as RoutesLike
+from .job import WgLike as WgLike
+from .job import changed
 from .model import Endpoint, InterfaceDump, PeerDump
 from .outcome import Outcome, PeerId, peer_id
 from .waits import MIN_WAIT as MIN_WAIT  # re-exported: the shortest verification wait
@@ -27,55 +30,7 @@ log = logging.getLogger(__name__)
 POLL_MAX = 0.1  # longest pause between two looks at the counters while verifying
 NAP_MIN = 0.002  # the shortest pause between two looks (a deadline may fall in between)
 QUIET_AFTER = 5  # in a run of many peers, only the first ones' failed tries are logged
-
-
-class WgLike(Protocol):
-    def show(self, iface: str) -> InterfaceDump: ...
-    def show_all(self) -> dict[str, InterfaceDump]: ...
-    def reset(self, iface: str, resets: Sequence[Reset]) -> None: ...
-
-
-class RoutesLike(Protocol):
-    def ensure(self, key: PeerId, iface: str, address: str, probe: bool = False) -> bool: ...
-    def end_probes(self, key: PeerId, keep: str | None) -> None: ...
-    def retain(self, key: PeerId, keep: str | None) -> None: ...
-    def keep_only(self, peers: set[PeerId]) -> None: ...
-    def adopt(self) -> None: ...
-    def prune_adopted(self) -> None: ...
-    def clear(self) -> None: ...
-
-
-@dataclass(slots=True)
-class Job:
-    """Verification of one peer, candidate after candidate."""
-
-    peer: PeerConfig
-    original: PeerDump  # as the round found it
-    order: tuple[Endpoint, ...]
-    reason: str
-    unproven: Endpoint | None = None  # never verified, and the peer has no session
-    index: int = 0
-    deadline: float = 0.0
-    started: float = 0.0
-    tried_at: float = 0.0  # when the current candidate was set
-    wait: float = 0.0  # how long the current candidate gets
-    result: Outcome | None = None
-
-    @property
-    def trying(self) -> Endpoint:
-        return self.order[self.index]
-
-
-def changed(before: PeerDump, now: PeerDump | None) -> str | None:
-    """Why a peer may no longer be touched, or None when it still is as the round found it."""
-    if now is None:
-        return "the peer was removed"
-    if now.settings() != before.settings():
-        names = ("preshared key", "allowed IPs", "keepalive")
-        diff = [n for n, a, b in zip(names, before.settings(), now.settings(), strict=True)
-                if a != b]
-        return f"its {', '.join(diff)} changed"
-    return None
+BUDGET = 8.0  # a peer's tries in one round end after this (its first wait always ends)
 
 
 class Verifier:
@@ -84,6 +39,9 @@ class Verifier:
                  stopping: Callable[[], bool]) -> None:
         self.wg, self.clock, self.sleep, self.poll = wg, clock, sleep, poll
         self.dumps, self.stopping = dumps, stopping
+        # repairs run side by side (repairs.py): a reset's look and its `wg set` are one
+        # step that no other repair or group move comes between
+        self.lock = threading.RLock()
         self.routes: RoutesLike | None = None
         self.rtts: dict[str, float] = {}  # address -> ICMP round trip (ms), from the round
         self.learned: dict[PeerId, float] = {}  # peer -> seconds its last switch took
@@ -110,29 +68,35 @@ class Verifier:
             by_iface.setdefault(job.peer.interface, []).append(job)
         failed: list[Job] = []
         for iface, group in by_iface.items():
-            fresh = self.dumps([iface])[iface]
-            resets: list[Reset] = []
-            sent: list[Job] = []
+            with self.lock:
+                failed += self._reset_one(iface, group, target, what)
+        return failed
+
+    def _reset_one(self, iface: str, group: Sequence[Job], target: Callable[[Job], Endpoint],
+                   what: str) -> list[Job]:
+        fresh = self.dumps([iface])[iface]
+        if isinstance(fresh, WgError):
             for job in group:
-                if isinstance(fresh, WgError):
-                    job.result = Outcome(job.peer, "error", job.original.endpoint, str(fresh))
-                    failed.append(job)
-                    continue
-                now = fresh.peers.get(job.peer.public_key)
-                why = changed(job.original, now)
-                if why is not None or now is None:
-                    log.warning("%s: %s during a switch; %s dropped, peer left as it is now",
-                                job.peer.label, why, what)
-                    job.result = Outcome(job.peer, "dropped", now.endpoint if now else None,
-                                         f"{why} during the switch; left alone",
-                                         before=job.original.endpoint)
-                    failed.append(job)
-                    continue
-                self.route(job.peer, target(job))
-                resets.append(Reset(now, target(job)))
-                sent.append(job)
-            if not resets:
+                job.result = Outcome(job.peer, "error", job.original.endpoint, str(fresh))
+            return list(group)
+        failed: list[Job] = []
+        resets: list[Reset] = []
+        sent: list[Job] = []
+        for job in group:
+            now = fresh.peers.get(job.peer.public_key)
+            why = changed(job.original, now)
+            if why is not None or now is None:
+                log.warning("%s: %s during a switch; %s dropped, peer left as it is now",
+                            job.peer.label, why, what)
+                job.result = Outcome(job.peer, "dropped", now.endpoint if now else None,
+                                     f"{why} during the switch; left alone",
+                                     before=job.original.endpoint)
+                failed.append(job)
                 continue
+            self.route(job.peer, target(job))
+            resets.append(Reset(now, target(job)))
+            sent.append(job)
+        if resets:
             try:
                 self.wg.reset(iface, resets)
             except WgError as exc:
@@ -218,8 +182,11 @@ class Verifier:
                 del waiting[ident]
         return alive
 
-    def run(self, jobs: list[Job]) -> list[Outcome]:
-        """Try each job's candidates in order until WireGuard shows one working."""
+    def run(self, jobs: list[Job],
+            early: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+        """Try each job's candidates in order until WireGuard shows one working; `early`
+        hears each verified peer at once. A peer's tries end at its BUDGET (never before
+        its first candidate's wait): the others wait for a later round."""
         begin = self.clock()
         loud = {id(job) for job in jobs[:QUIET_AFTER]}  # the others' failed tries at debug
         for job in jobs:
@@ -257,17 +224,26 @@ class Verifier:
                     job.result = Outcome(job.peer, "healthy" if kept else "switched", ep,
                                          f"verified in {took:.2f} s; {job.reason}",
                                          before=job.original.endpoint)
+                    if self.routes is not None:  # its part is over: only its route stays
+                        self.routes.retain(peer_id(job.peer), ep.address)
+                    if early is not None:
+                        early(job.result)
                 elif self.clock() >= job.deadline:
                     quiet = peer_id(job.peer) in self.quiet or id(job) not in loud
                     level = logging.DEBUG if quiet else logging.INFO
                     log.log(level, "%s: %s not verified within %.2g s", job.peer.label,
                             job.trying, job.wait)
-                    if job.index + 1 < len(job.order):
+                    over = self.clock() - job.started >= max(BUDGET, job.peer.verify_timeout)
+                    if job.index + 1 < len(job.order) and not over:
                         job.index += 1
                         advance.append(job)
                     else:
-                        job.result = Outcome(job.peer, "failed", job.original.endpoint,
-                                             "no candidate verified; original endpoint restored")
+                        more = len(job.order) - job.index - 1
+                        job.result = Outcome(
+                            job.peer, "failed", job.original.endpoint,
+                            "no candidate verified; original endpoint restored" + (
+                                f" ({more} left for later rounds: the round's "
+                                f"{BUDGET:g} s budget is spent)" if more else ""))
                         restore.append(job)
             if advance:
                 self._start(advance)
@@ -275,6 +251,8 @@ class Verifier:
         self._restore(restore)
         if self.routes is not None:
             for job in jobs:
+                if job.result is not None and job.result.ok:
+                    continue  # retained when it verified
                 final = job.result.endpoint if job.result is not None else None
                 self.routes.retain(peer_id(job.peer), final.address if final else None)
         return [j.result for j in jobs if j.result is not None]
