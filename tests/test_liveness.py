@@ -1,6 +1,7 @@
 """Test datagrams and reads (liveness.py): pure rules, then the daemon's loop with an
 injected clock, for a peer that answers at once and one that answers only by keepalive."""
 
+import dataclasses
 import logging
 import statistics
 
@@ -33,6 +34,8 @@ def test_a_test_datagram_is_answered_fast_or_by_keepalive():
     s = st.observe(s, dump(164), 20.5)
     assert not lv.unanswered(s, 21.0) and lv.unanswered(s, 21.8)
     assert lv.next_look(s, 22.0) is None
+    assert lv.next_look(s, 20.6, next_read=23.0) == 23.0  # judged with the others at the read
+    assert lv.next_look(s, 20.6, next_read=21.0) == pytest.approx(21.8 - lv.SLACK)
 
 
 def test_a_later_look_does_not_make_a_prompt_peer_look_slow():
@@ -72,6 +75,27 @@ def test_next_read_waits_a_little_for_a_keepalive_verdict():
     assert lv.next_cycle(0.0, 10.0, [11.0 - lv.SLACK, 3.0]) == 11.0 - lv.SLACK
     assert lv.next_cycle(0.0, 10.0, [15.0]) == 10.0  # too far: its own read
     assert lv.next_cycle(0.0, 1.0, [11.0]) == 1.0
+
+
+def test_a_down_peers_verdict_does_not_stretch_the_others_cycle():
+    """Issue 18: a peer that is down (50 dead addresses, say) waits for its backoff; its
+    keepalive-long verdicts must not push every other peer's read back by up to 2 s."""
+    pending = lv.kicked(st.PeerState(phase=st.HEALTHY, rx_bytes=10), 0.0)
+    down = dataclasses.replace(pending, phase=st.DOWN)
+    assert lv.merged([pending]) == [lv.verdict_at(pending)]
+    assert lv.merged([down]) == []
+    assert lv.next_cycle(0.0, 10.0, lv.merged([down])) == 10.0
+
+
+def test_prompt_peers_datagrams_go_out_together():
+    """Prompt peers with different answer delays share one send time (one wake-up)."""
+    fast = dataclasses.replace(st.PeerState(), answer_delay=0.01, last_kick=0.0)
+    slow = dataclasses.replace(st.PeerState(), answer_delay=0.5, last_kick=0.0)
+    ahead = lv.lead([fast, slow])
+    assert ahead == lv.answer_wait(slow) > lv.answer_wait(fast)
+    assert lv.plan_kick(fast, 5.0, 20.0, 10.0, ahead) == lv.plan_kick(slow, 5.0, 20.0, 10.0,
+                                                                      ahead) == 20.0 - ahead
+    assert lv.lead([st.PeerState()]) == 0.0  # no prompt peer: nothing to share
 
 
 def keepalive_only(tmp_path):

@@ -203,7 +203,7 @@ class Daemon:
         peers = [p for p in self.own_peers() if peer_id(p) not in busy]
         own = [(peer_id(p), p.interface) for p in peers]
         self.tester.hear(self.states)
-        rx = self.tester.counters(own)
+        rx = self.tester.counters(own, self.states)
         self.tester.settle(self.states, own, rx)
         read = bool(self.cfg.groups) or self.tester.read_due(self.states, own)
         by_iface = self.engine.dumps(p.interface for p in self.peers) if read else {}
@@ -280,7 +280,8 @@ class Daemon:
             looked = True
         self.tester.send_due(self.states)
         now = self.clock()
-        looks = [t for st_ in self.states.values() if (t := lv.next_look(st_, now)) is not None]
+        looks = [t for st_ in self.states.values()
+                 if (t := lv.next_look(st_, now, self.tester.next_read)) is not None]
         failback_at = max(self.groups.next_failback(), now + 0.1)  # never a busy loop
         self.next_check = min([self.tester.next_read, *looks, failback_at])
         fallback = any(x.phase == st.FALLBACK for x in self.states.values())

@@ -49,6 +49,12 @@ def prompt(state: PeerState) -> bool:
     return state.answer_delay is not None and state.answer_delay < PROMPT
 
 
+def heard_at_once(state: PeerState) -> bool:
+    """Its tests are answered at once and heard on the sending socket: no counters, no
+    `wg show` are needed to judge them."""
+    return state.heard and prompt(state)
+
+
 def answer_wait(state: PeerState) -> float:
     """How long a live peer takes to answer a test datagram (rule 6)."""
     d = state.answer_delay
@@ -74,9 +80,11 @@ def unanswered(state: PeerState, now: float) -> bool:
     return at is not None and now >= at
 
 
-def next_look(state: PeerState, now: float) -> float | None:
+def next_look(state: PeerState, now: float, next_read: float | None = None) -> float | None:
     """When to read the counters again for a pending test datagram: early looks for a
-    peer not learned yet, then at the verdict."""
+    peer not learned yet, then at the verdict; a prompt peer's verdict that falls before
+    the cycle's next read waits for that read (its datagram went out with the others,
+    `lead`), so that one wake-up judges them all."""
     at = verdict_at(state)
     if at is None or state.last_kick is None:
         return None
@@ -84,22 +92,38 @@ def next_look(state: PeerState, now: float) -> float | None:
         looks = [t for d in FIRST_LOOKS if now < (t := state.last_kick + d) < at]
         if looks:
             return looks[0]
+    elif next_read is not None and prompt(state) and now < at <= next_read:
+        return next_read
     return at if now < at else None
 
 
-def plan_kick(state: PeerState, now: float, next_read: float, interval: float) -> float | None:
+def lead(states: Iterable[PeerState]) -> float:
+    """How long before a read the prompt peers' datagrams go out: the longest wait among
+    them, so that they all go out together (one wake-up for all, not one each)."""
+    return max((answer_wait(s) for s in states if prompt(s)), default=0.0)
+
+
+def plan_kick(state: PeerState, now: float, next_read: float, interval: float,
+              ahead: float = 0.0) -> float | None:
     """When to send this peer's next test datagram, or None while one is pending. Every
     testable peer gets one per interval, traffic or not: received traffic proves only the
     past, and bytes sent with nothing back prove nothing (a death under a running ping
     was otherwise seen only by `dead_after`). A peer not tested yet gets one at once to
-    learn how it answers."""
+    learn how it answers. `ahead`: the lead all prompt peers share (`lead`)."""
     if pending(state):
         return None
     learning = state.last_kick is None and state.answer_delay is None
-    at = max(now, next_read - answer_wait(state)) if prompt(state) else now
+    at = max(now, next_read - max(ahead, answer_wait(state))) if prompt(state) else now
     if state.last_kick is not None and not learning:
         at = max(at, state.last_kick + interval)
     return at
+
+
+def merged(states: Iterable[PeerState]) -> list[float]:
+    """Pending verdicts worth stretching a cycle for: not those of peers already down,
+    whose repair waits for its backoff anyway (a peer with 50 dead addresses would
+    otherwise stretch every other peer's cycle)."""
+    return [v for s in states if s.phase != DOWN and (v := verdict_at(s)) is not None]
 
 
 def next_cycle(now: float, interval: float, verdicts: Iterable[float]) -> float:

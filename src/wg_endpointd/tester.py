@@ -49,10 +49,10 @@ class Tester:
             if key not in self.planned and at is not None and at <= now:
                 self._send(states, key, iface, target)
         if now >= self.next_read - lv.SLACK:
-            self.next_read = lv.next_cycle(now, interval, (
-                v for state in states.values() if (v := lv.verdict_at(state))))
+            self.next_read = lv.next_cycle(now, interval, lv.merged(states.values()))
+        ahead = lv.lead(states[k] for k in targets)
         for key, (iface, target) in targets.items():
-            at = lv.plan_kick(states[key], now, self.next_read, interval)
+            at = lv.plan_kick(states[key], now, self.next_read, interval, ahead)
             if key not in self.planned and at is not None:
                 self.planned[key] = (at, iface, target)
 
@@ -74,9 +74,12 @@ class Tester:
                     and state.last_kick is not None and at >= state.last_kick:
                 states[key] = lv.heard(state, at)
 
-    def counters(self, peers: Sequence[tuple[PeerId, str]]) -> dict[str, int]:
-        """Each peer interface's packets in, read once per look."""
-        ifaces = dict.fromkeys(iface for _, iface in peers)
+    def counters(self, peers: Sequence[tuple[PeerId, str]],
+                 states: Mapping[PeerId, PeerState]) -> dict[str, int]:
+        """Each peer interface's packets in, read once per look; not for interfaces whose
+        peers are all heard on the socket (the counters would tell them nothing)."""
+        ifaces = dict.fromkeys(iface for key, iface in peers
+                               if (s := states.get(key)) is None or not lv.heard_at_once(s))
         return {i: rx for i in ifaces if (rx := self.iface_rx(i)) is not None}
 
     def settle(self, states: MutableMapping[PeerId, PeerState],
@@ -105,7 +108,7 @@ class Tester:
             state = states.get(key)
             if state is None or key not in self.targets:
                 return True
-            if state.heard and lv.prompt(state):
+            if lv.heard_at_once(state):
                 continue  # its tests are heard on the socket, wherever it is
             if self.peers_on.get(iface) != 1 or not lv.prompt(state) \
                     or (lv.pending(state) and not state.by_counters) or iface not in self.rx_seen:
@@ -135,9 +138,10 @@ class Tester:
     def _send(self, states: MutableMapping[PeerId, PeerState], key: PeerId, iface: str,
               target: str) -> None:
         self.planned.pop(key, None)
-        base = self.rx_at_kick[key] = self.iface_rx(iface)
-        by_counters = base is not None and self.peers_on.get(iface) == 1 \
-            and lv.prompt(states[key]) and not states[key].heard
+        alone = self.peers_on.get(iface) == 1 and lv.prompt(states[key]) \
+            and not states[key].heard
+        base = self.rx_at_kick[key] = self.iface_rx(iface) if alone else None
+        by_counters = base is not None
         if self.kick(iface, target):
             states[key] = lv.kicked(states[key], self.clock(), by_counters)
             self.sent_to[key] = (iface, target)
