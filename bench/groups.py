@@ -32,7 +32,7 @@ from tests.lab import Lab
 DETECTED = ("no answer to a test datagram", "no sign of life")  # the daemon's two verdicts
 CHECK = """
 import sys, time
-from wg_endpointd.wg import Reset, WgClient
+from wg_endpointd.system.wg import Reset, WgClient
 wg, iface, key = WgClient(), sys.argv[1], sys.argv[2]
 for _ in range(int(sys.argv[3])):
     peer = wg.show(iface).peers[key]

@@ -10,7 +10,7 @@ import sys
 
 CASE = """
 import resource, sys, time
-from wg_endpointd import uci
+from wg_endpointd.config import uci
 kind, n = sys.argv[1], int(sys.argv[2])
 if kind == "list":
     text = "config t\\n" + "".join(f"\\tlist a 'x{i}'\\n" for i in range(n))

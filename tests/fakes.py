@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from wg_endpointd.errors import WgError
-from wg_endpointd.model import Endpoint, InterfaceDump, PeerDump, ProbeResult
-from wg_endpointd.net import ResolveError
+from wg_endpointd.core.errors import WgError
+from wg_endpointd.core.model import Endpoint, InterfaceDump, PeerDump, ProbeResult
+from wg_endpointd.system.net import ResolveError
 
 
 class FakeClock:

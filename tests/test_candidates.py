@@ -5,8 +5,8 @@ import ipaddress
 
 import pytest
 
-from wg_endpointd import candidates as cand
-from wg_endpointd import net
+from wg_endpointd.core import candidates as cand
+from wg_endpointd.system import net
 
 OWN = [ipaddress.ip_interface("203.0.113.7/24"), ipaddress.ip_interface("10.9.0.1/31"),
        ipaddress.ip_interface("2001:db8:77::1/64")]

@@ -4,9 +4,11 @@ import os
 import pytest
 
 from tests import option_cases
-from wg_endpointd import allowed as allowed_ips
-from wg_endpointd import cli, config, options, uci
-from wg_endpointd.errors import ConfigError
+from wg_endpointd.core import allowed as allowed_ips
+from wg_endpointd import cli, config
+from wg_endpointd.core import options
+from wg_endpointd.config import uci
+from wg_endpointd.core.errors import ConfigError
 
 K1 = "Va59Y/gEvqIMstruG2luVqRezlCdO81HXOF46SS9oFI="
 K2 = "HbTz4YbSm6CpZ3Nn2b9n1c4gDM8WZ7b9kqx3XWdd3Hk="

@@ -1,11 +1,11 @@
 import dataclasses
 
 from tests.fakes import FakeClock, FakeProber, FakeWg, resolver
-from wg_endpointd import waits
+from wg_endpointd.core import waits
 from wg_endpointd.config import HostSpec, PeerConfig
-from wg_endpointd.engine import Engine
-from wg_endpointd.errors import ProbeSetupError
-from wg_endpointd.model import Endpoint, PeerDump
+from wg_endpointd.runtime.engine import Engine
+from wg_endpointd.core.errors import ProbeSetupError
+from wg_endpointd.core.model import Endpoint, PeerDump
 
 K1 = "Va59Y/gEvqIMstruG2luVqRezlCdO81HXOF46SS9oFI="
 K2 = "HbTz4YbSm6CpZ3Nn2b9n1c4gDM8WZ7b9kqx3XWdd3Hk="
@@ -192,7 +192,7 @@ def test_stop_before_switching_changes_nothing():
     assert out.status == "interrupted" and wg.resets == []
 
 
-# -- waits sized from what is known (wg_endpointd.waits) ------------------------------
+# -- waits sized from what is known (wg_endpointd.core.waits) ------------------------------
 
 NOW = 1_700_000_000
 
@@ -354,7 +354,7 @@ def test_bogus_dns_answers_are_neither_probed_nor_tried(caplog):
     routed: list[str] = []
     eng, clock = engine(wg, prober, table={"peer.wg.test": [*BOGUS, V4.address]},
                         route_ok=lambda a: routed.append(a) or True, local=own_addresses)
-    with caplog.at_level(logging.DEBUG, logger="wg_endpointd.engine"):
+    with caplog.at_level(logging.DEBUG, logger="wg_endpointd.runtime.engine"):
         [out] = eng.round([peer()])
     assert out.status == "switched" and out.endpoint == V4
     assert tried(wg) == [V4] and out.candidates == (V4,)
@@ -383,7 +383,7 @@ def test_a_bogus_address_is_reported_for_each_peer_that_has_it(caplog):
     wg = FakeWg({"wg0": {K1: dump(), K2: dump(key=K2)}}, working={V4})
     eng, _ = engine(wg, FakeProber({V4.address: 1.0}),
                     table={"peer.wg.test": ["127.0.0.1", V4.address]})
-    with caplog.at_level(logging.DEBUG, logger="wg_endpointd.engine"):
+    with caplog.at_level(logging.DEBUG, logger="wg_endpointd.runtime.engine"):
         outs = eng.round([peer(), peer(K2)])
     assert [o.endpoint for o in outs] == [V4, V4]
     skipped = sorted(r.getMessage() for r in caplog.records if " skipped: " in r.getMessage())
@@ -406,7 +406,7 @@ def test_own_addresses_are_read_each_round():
 
 
 def test_own_addresses_come_from_the_host_unless_its_routes_are_faked():
-    from wg_endpointd import net
+    from wg_endpointd.system import net
 
     wg = FakeWg({}, working=set())
     assert Engine(wg, FakeProber({})).local is net.local_addresses
@@ -416,7 +416,7 @@ def test_own_addresses_come_from_the_host_unless_its_routes_are_faked():
 def test_late_dns_answers_join_the_next_round():
     """Issue 18: an answer that came after a round (net.resolve_many's `late`) replaces
     the last known addresses at the next round, even while DNS is slow again."""
-    from wg_endpointd import net
+    from wg_endpointd.system import net
 
     wg = FakeWg({"wg0": {K1: dump(endpoint=V4)}}, working={V4})
     eng, _ = engine(wg, FakeProber({}))

@@ -2,7 +2,8 @@
 
 import pytest
 
-from wg_endpointd import cli, config, uci
+from wg_endpointd import cli, config
+from wg_endpointd.config import uci
 
 KA = "Va59Y/gEvqIMstruG2luVqRezlCdO81HXOF46SS9oFI="
 KB = "HbTz4YbSm6CpZ3Nn2b9n1c4gDM8WZ7b9kqx3XWdd3Hk="

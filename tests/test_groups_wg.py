@@ -4,8 +4,8 @@ import subprocess
 
 import pytest
 
-from wg_endpointd.errors import WgError
-from wg_endpointd.wg import WgClient
+from wg_endpointd.core.errors import WgError
+from wg_endpointd.system.wg import WgClient
 
 KA = "Va59Y/gEvqIMstruG2luVqRezlCdO81HXOF46SS9oFI="
 KB = "HbTz4YbSm6CpZ3Nn2b9n1c4gDM8WZ7b9kqx3XWdd3Hk="

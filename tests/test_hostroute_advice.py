@@ -1,6 +1,7 @@
 """Issue 8: warn at start when netifd's host dependency will take a working tunnel down."""
 
-from wg_endpointd import config, uci
+from wg_endpointd import config
+from wg_endpointd.config import uci
 
 K = "Va59Y/gEvqIMstruG2luVqRezlCdO81HXOF46SS9oFI="
 

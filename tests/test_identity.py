@@ -4,8 +4,8 @@ import dataclasses
 
 from tests.fakes import FakeProber, FakeWg
 from tests.test_engine import DNS, K1, V4, V6, dump, engine, peer
-from wg_endpointd.model import PeerDump
-from wg_endpointd.verify import changed
+from wg_endpointd.core.model import PeerDump
+from wg_endpointd.runtime.verify import changed
 
 PSK = "P" * 43 + "="
 
@@ -76,8 +76,8 @@ def test_changed_ignores_endpoint_and_counters_and_allowed_ips_order():
 
 def test_verification_wait_is_sized_from_what_is_known():
     from tests.fakes import FakeClock
-    from wg_endpointd.model import Endpoint
-    from wg_endpointd.verify import MIN_WAIT, Job, Verifier
+    from wg_endpointd.core.model import Endpoint
+    from wg_endpointd.runtime.verify import MIN_WAIT, Job, Verifier
 
     v = Verifier(None, FakeClock(), lambda s: None, 0.01, lambda i: {}, lambda: False)
     p = peer(verify_timeout=2.0)

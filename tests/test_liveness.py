@@ -9,9 +9,9 @@ import pytest
 
 from tests.fakes import FakeClock
 from tests.test_daemon import K1, V4, V6, make, run_for
-from wg_endpointd import liveness as lv
-from wg_endpointd import state as st
-from wg_endpointd.model import Endpoint, PeerDump
+from wg_endpointd.core import liveness as lv
+from wg_endpointd.core import state as st
+from wg_endpointd.core.model import Endpoint, PeerDump
 
 EP = Endpoint("192.0.2.1", 51820)
 

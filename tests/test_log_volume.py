@@ -6,10 +6,10 @@ import logging
 from tests.fakes import FakeClock, FakeProber, FakeWg, resolver
 from tests.test_daemon import run_for
 from wg_endpointd.config import Config, HostSpec, PeerConfig, Settings
-from wg_endpointd.daemon import Daemon
-from wg_endpointd.engine import Engine
-from wg_endpointd.model import Endpoint, PeerDump
-from wg_endpointd.rundir import RunDir
+from wg_endpointd.runtime.daemon import Daemon
+from wg_endpointd.runtime.engine import Engine
+from wg_endpointd.core.model import Endpoint, PeerDump
+from wg_endpointd.system.rundir import RunDir
 
 PEERS, IFACES = 500, 50
 
@@ -67,7 +67,7 @@ def test_500_dead_peers_cost_a_few_hundred_lines_an_hour(tmp_path, caplog):
 
 
 def test_a_budget_shows_the_first_peers_and_counts_the_rest_by_kind():
-    from wg_endpointd import faults
+    from wg_endpointd.core import faults
 
     budget = faults.Budget(limit=2)
     levels = [budget.level(f"wg0/p{i}", logging.WARNING, f"working again on 192.0.2.{i}:51820")

@@ -17,8 +17,10 @@ from typing import Any
 import pytest
 
 from tests.luci_harness import APP, ROOT, tool
-from wg_endpointd import config, uci, validate
-from wg_endpointd.errors import ConfigError
+from wg_endpointd import config
+from wg_endpointd.config import uci
+from wg_endpointd.core import validate
+from wg_endpointd.core.errors import ConfigError
 
 NODE_TESTS = sorted((ROOT / "tests" / "luci").glob("*.test.mjs"))
 JS_FILES = sorted(APP.rglob("*.js")) + sorted((ROOT / "tests" / "luci").glob("*.mjs"))
@@ -131,7 +133,7 @@ def test_peer_options_match_the_shipped_file(table: dict[str, Any]) -> None:
 
 
 def test_group_options_match_the_shipped_file_and_the_daemon(table: dict[str, Any]) -> None:
-    from wg_endpointd import options as daemon_options
+    from wg_endpointd.core import options as daemon_options
 
     shipped = _shipped_options()["group"]
     # interface and the members (peer) come from choosers, not typed.
@@ -202,7 +204,7 @@ PREFIXES = ["0.0.0.0/0", "::/0", "10.0.0.1/24", "10.0.0.0/33", "2001:db8::/32",
 
 
 def _daemon_prefix(text: str) -> bool:
-    from wg_endpointd.groupconf import normalise
+    from wg_endpointd.config.groupconf import normalise
 
     try:
         normalise(text)

@@ -4,7 +4,7 @@ only) and a made-up /sys tree."""
 import socket
 import time
 
-from wg_endpointd import net, tunnel
+from wg_endpointd.system import net, tunnel
 
 
 def test_rx_packets_reads_the_kernel_counter(tmp_path):

@@ -1,6 +1,6 @@
-from wg_endpointd import candidates as cand
-from wg_endpointd import policy
-from wg_endpointd.model import Endpoint, ProbeResult
+from wg_endpointd.core import candidates as cand
+from wg_endpointd.core import policy
+from wg_endpointd.core.model import Endpoint, ProbeResult
 
 V6A, V6B = Endpoint("2001:db8:1::2", 51820), Endpoint("2001:db8:2::2", 51820)
 V4A, V4B = Endpoint("192.0.2.2", 51820), Endpoint("198.51.100.2", 51820)
@@ -74,8 +74,8 @@ def test_better_candidates_for_failback():
 
 
 def test_untestable_peer_kept_on_fresh_handshake_or_when_idle():
-    from wg_endpointd.model import Endpoint
-    from wg_endpointd.policy import Keep, Try, untestable
+    from wg_endpointd.core.model import Endpoint
+    from wg_endpointd.core.policy import Keep, Try, untestable
 
     t = Try((Endpoint("192.0.2.1", 1),), "liveness unknown")
     assert untestable(t, 30.0, True) == Keep("handshake 30 s ago", "healthy")
@@ -84,7 +84,7 @@ def test_untestable_peer_kept_on_fresh_handshake_or_when_idle():
 
 
 def test_untestable_peer_dead_only_when_traffic_gets_no_answer():
-    from wg_endpointd import state as st
+    from wg_endpointd.core import state as st
 
     idle = st.PeerState(last_alive=0.0, last_sent=None)
     assert st.is_dead(idle, 100.0, 30.0, testable=True)
@@ -97,7 +97,7 @@ def test_untestable_peer_dead_only_when_traffic_gets_no_answer():
 def test_tunnel_gateway_from_the_routers_own_subnet():
     import ipaddress
 
-    from wg_endpointd.net import tunnel_gateway
+    from wg_endpointd.system.net import tunnel_gateway
 
     assert tunnel_gateway([ipaddress.ip_interface("198.51.100.130/25")]) == "198.51.100.129"
     assert tunnel_gateway([ipaddress.ip_interface("198.51.100.129/25")]) == "198.51.100.130"

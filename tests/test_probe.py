@@ -2,8 +2,8 @@ import os
 
 import pytest
 
-from wg_endpointd.model import ProbeResult
-from wg_endpointd.probe import IcmpProber, _setup_error
+from wg_endpointd.core.model import ProbeResult
+from wg_endpointd.system.probe import IcmpProber, _setup_error
 
 
 def test_group_settles_when_all_answered_or_grace_passed():

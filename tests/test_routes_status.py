@@ -3,10 +3,10 @@ import os
 import subprocess
 
 from wg_endpointd import cli
-from wg_endpointd.allowed import covers_endpoint
+from wg_endpointd.core.allowed import covers_endpoint
 from wg_endpointd.config import PeerConfig
-from wg_endpointd.routes import PROTO, HostRoutes, parse_route_get
-from wg_endpointd.rundir import RunDir
+from wg_endpointd.system.routes import PROTO, HostRoutes, parse_route_get
+from wg_endpointd.system.rundir import RunDir
 
 K1 = "Va59Y/gEvqIMstruG2luVqRezlCdO81HXOF46SS9oFI="
 

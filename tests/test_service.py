@@ -12,13 +12,13 @@ import pytest
 
 from tests.fakes import FakeProber
 from tests.test_daemon import K1, V4, V6, fail_over, make, phase, run_for
-from wg_endpointd import signals
-from wg_endpointd import state as st
+from wg_endpointd.system import signals
+from wg_endpointd.core import state as st
 from wg_endpointd.config import Settings
-from wg_endpointd.errors import ProbeSetupError, WgError
-from wg_endpointd.logsetup import setup_logging
-from wg_endpointd.rundir import Busy, RunDir
-from wg_endpointd.service import lock_run_dir
+from wg_endpointd.core.errors import ProbeSetupError, WgError
+from wg_endpointd.system.logsetup import setup_logging
+from wg_endpointd.system.rundir import Busy, RunDir
+from wg_endpointd.runtime.service import lock_run_dir
 
 
 def test_wg_set_failing_is_logged_once_and_backed_off(tmp_path, caplog):
@@ -207,7 +207,7 @@ def test_resolution_wait_stops_when_asked():
     import threading
     import time
 
-    from wg_endpointd import net
+    from wg_endpointd.system import net
 
     gate = threading.Event()
     orig = net.resolve_one
@@ -226,8 +226,8 @@ def test_resolution_wait_stops_when_asked():
 def test_interface_rebuilt_by_netifd_is_quiet_and_the_choice_reapplied(tmp_path, caplog):
     """ifdown wg0 (netifd tears it down), then ifup with the peer as UCI has it: no
     error lines for the gap, and the verified endpoint goes back first, at once."""
-    from wg_endpointd.errors import WgMissing
-    from wg_endpointd.model import PeerDump
+    from wg_endpointd.core.errors import WgMissing
+    from wg_endpointd.core.model import PeerDump
 
     d, wg, clock, _ = make(tmp_path)
     fail_over(d, wg, clock)  # now on V4, verified

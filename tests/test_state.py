@@ -1,5 +1,5 @@
-from wg_endpointd import state as st
-from wg_endpointd.model import Endpoint, PeerDump
+from wg_endpointd.core import state as st
+from wg_endpointd.core.model import Endpoint, PeerDump
 
 EP = Endpoint("192.0.2.2", 51820)
 

@@ -1,4 +1,4 @@
-"""Unit tests for the UCI reader (wg_endpointd.uci) on literal inputs."""
+"""Unit tests for the UCI reader (wg_endpointd.config.uci) on literal inputs."""
 
 import os
 import pathlib
@@ -6,8 +6,8 @@ from types import MappingProxyType
 
 import pytest
 
-from wg_endpointd.errors import ConfigError
-from wg_endpointd.uci import MAX_BYTES, Package, Section, load, parse
+from wg_endpointd.core.errors import ConfigError
+from wg_endpointd.config.uci import MAX_BYTES, Package, Section, load, parse
 
 
 def value(text: str, option: str = "v") -> str | tuple[str, ...]:

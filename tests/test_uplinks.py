@@ -6,8 +6,8 @@ import pytest
 
 from tests import netifd
 from tests.test_routes_status import W0, IpRoutes
-from wg_endpointd import uplinks
-from wg_endpointd.routes import PROTO, HostRoutes
+from wg_endpointd.core import uplinks
+from wg_endpointd.system.routes import PROTO, HostRoutes
 
 WAN = netifd.Iface("wan", "eth1", addresses=[("192.0.2.10", 24)], gateways=["192.0.2.1"])
 WWAN = netifd.Iface("wwan", "wwan0", "qmi", metric=20, addresses=[("198.51.100.9", 24)],

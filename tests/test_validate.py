@@ -1,7 +1,7 @@
 import pytest
 
 from wg_endpointd.config import HostSpec
-from wg_endpointd.validate import (
+from wg_endpointd.core.validate import (
     check_host,
     drop_never,
     ip_literal,

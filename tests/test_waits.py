@@ -1,7 +1,7 @@
-"""The sizing rules of a round's waits (wg_endpointd.waits)."""
+"""The sizing rules of a round's waits (wg_endpointd.core.waits)."""
 
-from wg_endpointd import waits
-from wg_endpointd.model import Endpoint, ProbeResult
+from wg_endpointd.core import waits
+from wg_endpointd.core.model import Endpoint, ProbeResult
 
 V6 = Endpoint("2001:db8:1::2", 51820)
 V4 = Endpoint("192.0.2.2", 51820)

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from wg_endpointd.errors import WgError, WgUnavailable
-from wg_endpointd.model import Endpoint, PeerDump
-from wg_endpointd.wg import Reset, WgClient, parse_dump, reset_args
+from wg_endpointd.core.errors import WgError, WgUnavailable
+from wg_endpointd.core.model import Endpoint, PeerDump
+from wg_endpointd.system.wg import Reset, WgClient, parse_dump, reset_args
 
 DUMP = (Path(__file__).parent / "data" / "wg-dump.txt").read_text()
 K1 = "Va59Y/gEvqIMstruG2luVqRezlCdO81HXOF46SS9oFI="

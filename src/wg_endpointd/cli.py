@@ -11,17 +11,18 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from . import __version__, signals
-from .allowed import default_probe_address
+from . import __version__
 from .config import DEFAULT_PORT, Config, HostSpec, PeerConfig, Settings
-from .errors import ConfigError, UsageError, WgEndpointdError
-from .logsetup import setup_logging, without_tls
-from .validate import is_ifname, is_public_key, never_endpoint, parse_hostport, parse_port
+from .core.allowed import default_probe_address
+from .core.errors import ConfigError, UsageError, WgEndpointdError
+from .core.validate import is_ifname, is_public_key, never_endpoint, parse_hostport, parse_port
+from .system import signals
+from .system.logsetup import setup_logging, without_tls
 
 if TYPE_CHECKING:
-    from .engine import Engine
-    from .failover import Keeper
-    from .wg import WgClient
+    from .runtime.engine import Engine
+    from .runtime.failover import Keeper
+    from .system.wg import WgClient
 
 EXIT_OK, EXIT_UNFIXED, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger("wg_endpointd")
@@ -99,10 +100,10 @@ def _check_selectors(args: argparse.Namespace) -> None:
 
 def cmd_once(args: argparse.Namespace) -> int:
     without_tls()
-    from .engine import Engine
-    from .probe import IcmpProber
-    from .routes import HostRoutes
-    from .wg import WgClient
+    from .runtime.engine import Engine
+    from .system.probe import IcmpProber
+    from .system.routes import HostRoutes
+    from .system.wg import WgClient
 
     _check_selectors(args)
     problems: tuple[str, ...] = ()
@@ -124,8 +125,8 @@ def cmd_once(args: argparse.Namespace) -> int:
         return EXIT_UNFIXED if problems else EXIT_OK
     lock = None
     if not args.dry_run:
-        from .rundir import RunDir
-        from .service import lock_run_dir
+        from .runtime.service import lock_run_dir
+        from .system.rundir import RunDir
 
         lock = lock_run_dir(RunDir(), "once")
         if isinstance(lock, str):
@@ -157,8 +158,8 @@ def _groups(engine: Engine, wg: WgClient, cfg: Config, peers: list[PeerConfig]
     import random
     import time
 
-    from .failover import Keeper
-    from .state import PeerState
+    from .core.state import PeerState
+    from .runtime.failover import Keeper
 
     chosen = {(p.interface, p.public_key) for p in peers}
     groups = tuple(g for g in cfg.groups if all((g.interface, k) in chosen for k in g.members))
@@ -210,11 +211,11 @@ def cmd_config(args: argparse.Namespace) -> int:
 def _command(name: str) -> Callable[[argparse.Namespace], int]:
     """The handler for a command, importing only what that command needs."""
     if name == "run":
-        from .service import cmd_run
+        from .runtime.service import cmd_run
 
         return cmd_run
     if name == "status":
-        from .status import cmd_status
+        from .runtime.status import cmd_status
 
         return cmd_status
     return cmd_once if name == "once" else cmd_config

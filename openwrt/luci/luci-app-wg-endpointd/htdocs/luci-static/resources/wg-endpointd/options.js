@@ -4,7 +4,7 @@
 /*
  * The options of /etc/config/wg-endpointd for the settings page, with the
  * help text of the shipped file, the daemon's defaults and validators that
- * accept what the daemon accepts (src/wg_endpointd/options.py, validate.py).
+ * accept what the daemon accepts (src/wg_endpointd/core/options.py, core/validate.py).
  * tests/test_luci.py compares this table with the shipped file and with the
  * daemon, so an option added there and missing here fails a test.
  */
