@@ -4,10 +4,10 @@ import os
 import pytest
 
 from tests import option_cases
-from wg_endpointd.core import allowed as allowed_ips
 from wg_endpointd import cli, config
-from wg_endpointd.core import options
 from wg_endpointd.config import uci
+from wg_endpointd.core import allowed as allowed_ips
+from wg_endpointd.core import options
 from wg_endpointd.core.errors import ConfigError
 
 K1 = "Va59Y/gEvqIMstruG2luVqRezlCdO81HXOF46SS9oFI="

@@ -5,13 +5,13 @@ import json
 import signal
 
 from tests.fakes import FakeClock, FakeProber, FakeWg, resolver
-from wg_endpointd.runtime import service
-from wg_endpointd.core import state as st
 from wg_endpointd.config import Config, HostSpec, PeerConfig, Settings
-from wg_endpointd.runtime.daemon import Daemon
-from wg_endpointd.runtime.engine import Engine
+from wg_endpointd.core import state as st
 from wg_endpointd.core.errors import ConfigError
 from wg_endpointd.core.model import Endpoint, PeerDump
+from wg_endpointd.runtime import service
+from wg_endpointd.runtime.daemon import Daemon
+from wg_endpointd.runtime.engine import Engine
 from wg_endpointd.system.rundir import RunDir
 
 K1 = "Va59Y/gEvqIMstruG2luVqRezlCdO81HXOF46SS9oFI="
@@ -257,8 +257,8 @@ def test_wg_missing_while_running_leaves_peers_unknown_and_status_says_why(
         tmp_path, monkeypatch, capsys):
     """Issue 18: with `wg` gone, nothing is known of any peer: `unknown`, never `down`."""
     from wg_endpointd import cli
-    from wg_endpointd.runtime import status
     from wg_endpointd.core.errors import WgUnavailable
+    from wg_endpointd.runtime import status
 
     d, wg, clock, _ = make(tmp_path)
     run_for(d, clock, 20)

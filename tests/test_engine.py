@@ -1,11 +1,11 @@
 import dataclasses
 
 from tests.fakes import FakeClock, FakeProber, FakeWg, resolver
-from wg_endpointd.core import waits
 from wg_endpointd.config import HostSpec, PeerConfig
-from wg_endpointd.runtime.engine import Engine
+from wg_endpointd.core import waits
 from wg_endpointd.core.errors import ProbeSetupError
 from wg_endpointd.core.model import Endpoint, PeerDump
+from wg_endpointd.runtime.engine import Engine
 
 K1 = "Va59Y/gEvqIMstruG2luVqRezlCdO81HXOF46SS9oFI="
 K2 = "HbTz4YbSm6CpZ3Nn2b9n1c4gDM8WZ7b9kqx3XWdd3Hk="

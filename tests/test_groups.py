@@ -4,8 +4,8 @@ import itertools
 
 import pytest
 
-from wg_endpointd.core import groups as gp
 from wg_endpointd.config.groupconf import GroupConfig
+from wg_endpointd.core import groups as gp
 
 A, B, C = "A" * 43 + "=", "B" * 43 + "=", "C" * 43 + "="
 GROUP = GroupConfig("vpn", "wg0", (A, B, C), ("0.0.0.0/0", "::/0"), failback_hold=300)

@@ -7,12 +7,12 @@ import json
 
 from tests.fakes import FakeClock, FakeProber, FakeWg, resolver
 from wg_endpointd import cli
-from wg_endpointd.runtime import status
 from wg_endpointd.config import Config, HostSpec, PeerConfig, Settings
-from wg_endpointd.runtime.daemon import Daemon
-from wg_endpointd.runtime.engine import Engine
 from wg_endpointd.config.groupconf import GroupConfig
 from wg_endpointd.core.model import Endpoint, PeerDump
+from wg_endpointd.runtime import status
+from wg_endpointd.runtime.daemon import Daemon
+from wg_endpointd.runtime.engine import Engine
 from wg_endpointd.system.rundir import RunDir
 
 KA = "Va59Y/gEvqIMstruG2luVqRezlCdO81HXOF46SS9oFI="

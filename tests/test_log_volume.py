@@ -6,9 +6,9 @@ import logging
 from tests.fakes import FakeClock, FakeProber, FakeWg, resolver
 from tests.test_daemon import run_for
 from wg_endpointd.config import Config, HostSpec, PeerConfig, Settings
+from wg_endpointd.core.model import Endpoint, PeerDump
 from wg_endpointd.runtime.daemon import Daemon
 from wg_endpointd.runtime.engine import Engine
-from wg_endpointd.core.model import Endpoint, PeerDump
 from wg_endpointd.system.rundir import RunDir
 
 PEERS, IFACES = 500, 50

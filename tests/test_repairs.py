@@ -12,11 +12,11 @@ import pytest
 from tests.fakes import FakeProber, FakeWg
 from tests.test_daemon import V4, V6, make, phase
 from tests.test_engine import K1, dump, engine, peer, tried
-from wg_endpointd.core import state as st
-from wg_endpointd.runtime import verify
 from wg_endpointd.config import HostSpec
+from wg_endpointd.core import state as st
 from wg_endpointd.core.model import Endpoint
 from wg_endpointd.core.outcome import Outcome
+from wg_endpointd.runtime import verify
 from wg_endpointd.runtime.repairs import Repairs, in_thread
 
 A, B = ("wg0", "a"), ("wg1", "b")

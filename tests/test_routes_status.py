@@ -3,8 +3,8 @@ import os
 import subprocess
 
 from wg_endpointd import cli
-from wg_endpointd.core.allowed import covers_endpoint
 from wg_endpointd.config import PeerConfig
+from wg_endpointd.core.allowed import covers_endpoint
 from wg_endpointd.system.routes import PROTO, HostRoutes, parse_route_get
 from wg_endpointd.system.rundir import RunDir
 

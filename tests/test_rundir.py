@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 from wg_endpointd import cli
+from wg_endpointd.runtime.service import lock_run_dir
 from wg_endpointd.system import rundir
 from wg_endpointd.system.rundir import HOTPLUG_LIST, LOCK_FILE, PID_FILE, STATE_FILE, RunDir, Unsafe
-from wg_endpointd.runtime.service import lock_run_dir
 from wg_endpointd.system.statefile import StateFile
 
 K1 = "Va59Y/gEvqIMstruG2luVqRezlCdO81HXOF46SS9oFI="

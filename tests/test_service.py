@@ -12,13 +12,13 @@ import pytest
 
 from tests.fakes import FakeProber
 from tests.test_daemon import K1, V4, V6, fail_over, make, phase, run_for
-from wg_endpointd.system import signals
-from wg_endpointd.core import state as st
 from wg_endpointd.config import Settings
+from wg_endpointd.core import state as st
 from wg_endpointd.core.errors import ProbeSetupError, WgError
+from wg_endpointd.runtime.service import lock_run_dir
+from wg_endpointd.system import signals
 from wg_endpointd.system.logsetup import setup_logging
 from wg_endpointd.system.rundir import Busy, RunDir
-from wg_endpointd.runtime.service import lock_run_dir
 
 
 def test_wg_set_failing_is_logged_once_and_backed_off(tmp_path, caplog):

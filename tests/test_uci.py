@@ -6,8 +6,8 @@ from types import MappingProxyType
 
 import pytest
 
-from wg_endpointd.core.errors import ConfigError
 from wg_endpointd.config.uci import MAX_BYTES, Package, Section, load, parse
+from wg_endpointd.core.errors import ConfigError
 
 
 def value(text: str, option: str = "v") -> str | tuple[str, ...]:
