@@ -28,7 +28,7 @@ import pytest
 
 from tests import option_cases
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 HOTPLUG = ROOT / "files" / "etc" / "hotplug.d" / "iface" / "20-wg-endpointd"
 INIT = ROOT / "files" / "etc" / "init.d" / "wg-endpointd"
 WRAPPER = ROOT / "files" / "usr" / "libexec" / "wg-endpointd" / "wg-endpointd"

@@ -8,7 +8,7 @@ import statistics
 import pytest
 
 from tests.fakes import FakeClock
-from tests.test_daemon import K1, V4, V6, make, run_for
+from tests.runtime.test_daemon import K1, V4, V6, make, run_for
 from wg_endpointd.core import liveness as lv
 from wg_endpointd.core import state as st
 from wg_endpointd.core.model import Endpoint, PeerDump

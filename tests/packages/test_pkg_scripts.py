@@ -20,7 +20,7 @@ import pytest
 from scripts import build_apk, build_ipk, pkgfiles, pkgspec
 from tests.pkgroot import Apk, Opkg, Router, read_apk, read_ipk
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 STUBS = REPO / "tests/shell"
 CACHE = REPO / "build/cache"
 EDIT = b"\n# edited by the user\n"

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from tests.fakes import FakeProber
-from tests.test_daemon import K1, V4, V6, fail_over, make, phase, run_for
+from tests.runtime.test_daemon import K1, V4, V6, fail_over, make, phase, run_for
 from wg_endpointd.config import Settings
 from wg_endpointd.core import state as st
 from wg_endpointd.core.errors import ProbeSetupError, WgError

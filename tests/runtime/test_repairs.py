@@ -10,8 +10,8 @@ import threading
 import pytest
 
 from tests.fakes import FakeProber, FakeWg
-from tests.test_daemon import V4, V6, make, phase
-from tests.test_engine import K1, dump, engine, peer, tried
+from tests.runtime.test_daemon import V4, V6, make, phase
+from tests.runtime.test_engine import K1, dump, engine, peer, tried
 from wg_endpointd.config import HostSpec
 from wg_endpointd.core import state as st
 from wg_endpointd.core.model import Endpoint

@@ -34,7 +34,7 @@ import pytest
 
 from scripts import pkgfiles
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FILES = ROOT / "files"
 INIT = FILES / "etc" / "init.d" / "wg-endpointd"
 HOTPLUG = FILES / "etc" / "hotplug.d" / "iface" / "20-wg-endpointd"

@@ -12,7 +12,7 @@ import pytest
 
 from scripts import pkgfiles, pkgspec
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 WG_MAKEFILE = "openwrt/net/wg-endpointd/Makefile"
 ICMPLIB_MAKEFILE = "openwrt/lang/python3-icmplib/Makefile"
 

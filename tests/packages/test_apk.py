@@ -20,7 +20,7 @@ from scripts import build_apk, pkgspec
 from tests import adb_reader
 from tests.apkbuild import CACHE, EPOCH, NAMES, packages_or_skip, parsed
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 FIELDS = ("name", "version", "hashes", "description", "arch", "license", "origin",
           "installed-size", "depends")
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from tests import netifd
-from tests.test_routes_status import W0, IpRoutes
+from tests.runtime.test_routes_status import W0, IpRoutes
 from wg_endpointd.core import uplinks
 from wg_endpointd.system.routes import PROTO, HostRoutes
 

@@ -4,7 +4,7 @@ is one line when it starts, a summary at most every few minutes, one line when i
 import logging
 
 from tests.fakes import FakeClock, FakeProber, FakeWg, resolver
-from tests.test_daemon import run_for
+from tests.runtime.test_daemon import run_for
 from wg_endpointd.config import Config, HostSpec, PeerConfig, Settings
 from wg_endpointd.core.model import Endpoint, PeerDump
 from wg_endpointd.runtime.daemon import Daemon

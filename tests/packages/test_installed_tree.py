@@ -12,7 +12,7 @@ import pytest
 from scripts import openwrt_py_split
 from tests.ipkbuild import build_ipks, depends, install_root
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from scripts import build_ipk, pkgspec
 from tests.apkbuild import NAMES
 from tests.ipkbuild import build_ipks, control_fields, data_members, depends, install_root
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 BUILD = [sys.executable, str(REPO / "scripts/build_ipk.py")]
 OUTER = ["./debian-binary", "./data.tar.gz", "./control.tar.gz"]
 REQUIRED_FIELDS = ["Package", "Version", "Depends", "Source", "License", "Section",

@@ -8,7 +8,7 @@ from wg_endpointd.core.errors import WgError, WgUnavailable
 from wg_endpointd.core.model import Endpoint, PeerDump
 from wg_endpointd.system.wg import Reset, WgClient, parse_dump, reset_args
 
-DUMP = (Path(__file__).parent / "data" / "wg-dump.txt").read_text()
+DUMP = (Path(__file__).parents[1] / "data" / "wg-dump.txt").read_text()
 K1 = "Va59Y/gEvqIMstruG2luVqRezlCdO81HXOF46SS9oFI="
 K2 = "HbTz4YbSm6CpZ3Nn2b9n1c4gDM8WZ7b9kqx3XWdd3Hk="
 K3 = "kM3LQ3O8a0UuQKx2T7l4Ff0q8b5W8p7J4Vd2x1v9s2E="

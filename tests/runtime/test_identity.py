@@ -3,7 +3,7 @@
 import dataclasses
 
 from tests.fakes import FakeProber, FakeWg
-from tests.test_engine import DNS, K1, V4, V6, dump, engine, peer
+from tests.runtime.test_engine import DNS, K1, V4, V6, dump, engine, peer
 from wg_endpointd.core.model import PeerDump
 from wg_endpointd.runtime.verify import changed
 

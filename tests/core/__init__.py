@@ -1,0 +1,1 @@
+"""Unit tests of the core layer (pure rules and values)."""

@@ -1,0 +1,1 @@
+"""The .ipk, .apk and feed packages, their scripts and the installed tree."""

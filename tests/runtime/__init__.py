@@ -1,0 +1,1 @@
+"""Unit tests of the runtime layer: rounds, the loop, groups, status."""
