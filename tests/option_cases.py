@@ -1,5 +1,5 @@
 """One table of (option, value, accepted?) for `config globals`, run through both the
-daemon's parser (test_config.py) and the init script under busybox (test_shell.py)."""
+daemon's parser (test_config.py) and the init script under busybox (test_init.py)."""
 
 NETWORK = """\
 config interface 'wg0'
