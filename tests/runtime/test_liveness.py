@@ -8,7 +8,7 @@ import statistics
 import pytest
 
 from tests.fakes import FakeClock
-from tests.runtime.test_daemon import K1, V4, V6, make, run_for
+from tests.runtime.test_daemon import K1, V4, V6, make, phase, run_for
 from wg_endpointd.core import liveness as lv
 from wg_endpointd.core import state as st
 from wg_endpointd.core.model import Endpoint, PeerDump
@@ -269,3 +269,64 @@ def test_an_inner_reply_heard_on_the_socket_is_learned_whatever_the_traffic(tmp_
         if wg.ifaces["wg0"][K1].endpoint == V4:
             break
     assert wg.ifaces["wg0"][K1].endpoint == V4 and clock.now - died <= 10 + 1.8 + 1.5
+
+
+def test_packets_out_with_nothing_back_are_a_reason_to_test_at_once():
+    """Issue 17: a ping through a dead tunnel: tx grows, rx does not."""
+    f, s = lv.sample(lv.Flow(), 100, 100, 0.0)
+    for t in range(1, 4):  # alive: each ping answered
+        f, s = lv.sample(f, 100 + t, 100 + t, float(t))
+        assert not s
+    f, s = lv.sample(f, 104, 103, 4.0)  # the path died: one out, nothing in
+    assert not s
+    f, s = lv.sample(f, 105, 103, 5.0)  # two out within SPREAD, the first PATIENCE ago
+    assert s
+    f, s = lv.sample(f, 106, 103, 6.0)  # once per run of unanswered traffic
+    assert not s
+    assert lv.next_sample(f, 6.0) == 6.0 + lv.SAMPLE  # traffic flows: look again soon
+
+
+def test_keepalives_alone_and_counter_restarts_are_no_reason():
+    f, _ = lv.sample(lv.Flow(), 10, 10, 0.0)
+    for t in (5.0, 10.0, 15.0, 20.0):  # one packet out every 5 s (a keepalive), none in
+        f, s = lv.sample(f, f.tx + 1, 10, t)
+        assert not s
+    f, s = lv.sample(f, 0, 0, 21.0)  # the interface was re-created
+    assert not s and f == lv.Flow(0, 0, 0)
+    assert lv.next_sample(lv.Flow(5, 5, 5), 100.0) is None  # idle: the cycle's wake-ups look
+
+
+def test_a_dead_tunnel_under_traffic_is_tested_at_once_and_found_within_seconds(tmp_path):
+    """The loop with a scripted interface: traffic flows, the path dies; the peer's test
+    goes out as soon as traffic gets no answer, not at the next cycle."""
+    d, wg, clock, _ = make(tmp_path)
+    counts = {"tx": 1000, "rx": 1000}
+    d.tester.packets = lambda: {"wg0": (counts["rx"], counts["tx"])}
+    run_for(d, clock, 35)
+    assert phase(d) == st.HEALTHY
+    alive = True
+
+    def traffic() -> None:  # a ping a second, answered while the path lives
+        counts["tx"] += 1
+        counts["rx"] += 1 if alive else 0
+
+    next_ping = clock.now
+    for _ in range(200):  # the cycle's test was just answered: death comes after it
+        if clock.now >= next_ping:
+            traffic()
+            next_ping += 1.0
+        clock.sleep(min(max(d.step(), 0.01), next_ping - clock.now))
+        if clock.now >= 41.0:
+            break
+    died, alive = clock.now, False
+    wg.working.discard(V6)
+    for _ in range(2000):
+        if clock.now >= next_ping:
+            traffic()
+            next_ping += 1.0
+        clock.sleep(min(max(d.step(), 0.01), max(next_ping - clock.now, 0.01)))
+        if d._state(d.peers[0]).endpoint == V4:
+            break
+    took = clock.now - died
+    assert d._state(d.peers[0]).endpoint == V4
+    assert took < 4.5, took  # at the next cycle it would be up to 10 s and more

@@ -163,3 +163,52 @@ def busy(state: PeerState, since: float) -> PeerState:
     """Packets came in on the interface the peer has to itself, with no test out, after
     `since` (the last look)."""
     return dataclasses.replace(state, last_alive=max(since, state.last_alive or since))
+
+
+# -- traffic that gets no answer (issue 17): a reason to test at once ------------------
+
+SAMPLE = 1.0  # while a tunnel carries traffic, its counters are looked at this often
+UNANSWERED = 2  # packets out with nothing in ...
+SPREAD = 3.0  # ... sent within this long (WireGuard's own keepalives come 5 s apart) ...
+PATIENCE = 1.0  # ... the first of them this long ago (a round trip's slack)
+TRIGGER_GAP = 5.0  # at most one test at once per peer this often
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Flow:
+    """An interface's packet counters as last seen, and the traffic out since the last
+    packet in."""
+
+    tx: int = -1
+    rx: int = -1
+    base: int = -1  # tx when a packet last came in
+    first_out: float | None = None  # when the first packet out since then was seen
+    moving_at: float | None = None  # when packets last went out
+
+
+def sample(flow: Flow, tx: int, rx: int, now: float) -> tuple[Flow, bool]:
+    """Fold in a look at the counters; True when packets went out and nothing came back
+    for long enough to test the interface's peers at once (bytes sent with nothing back
+    are no sign of life; a ping running through a dead tunnel is one)."""
+    if flow.tx < 0 or tx < flow.tx or rx < flow.rx:  # first look, or counters restarted
+        return Flow(tx, rx, tx), False
+    moving = now if tx > flow.tx else flow.moving_at
+    if rx > flow.rx:
+        return Flow(tx, rx, tx, None, moving), False
+    base, first = flow.base, flow.first_out
+    if first is not None and now - first > SPREAD:
+        base, first = flow.tx, None  # too spread out (keepalives, say): start again here
+    if tx > base and first is None:
+        first = now
+    suspicious = first is not None and tx - base >= UNANSWERED and now - first >= PATIENCE
+    if suspicious:
+        base, first = tx, None  # one verdict per run of unanswered traffic
+    return Flow(tx, rx, base, first, moving), suspicious
+
+
+def next_sample(flow: Flow, now: float) -> float | None:
+    """When to look at the counters again: soon while traffic flows, else never (the
+    cycle's own wake-ups look)."""
+    if flow.moving_at is not None and now - flow.moving_at < SAMPLE * 10:
+        return now + SAMPLE
+    return None

@@ -25,11 +25,11 @@ from ..core.model import Endpoint
 from ..core.outcome import Outcome, peer_id
 from ..system.rundir import RunDir
 from ..system.statefile import StateFile
-from . import failback, reload, snapshot
+from . import collect, failback, reload, snapshot
 from .engine import Engine
 from .failover import AllowedIpsLike, Keeper
 from .faultlog import FaultLog
-from .repairs import Finished, Repairs, run_now
+from .repairs import Repairs, run_now
 from .tester import Tester
 from .verify import RoutesLike
 
@@ -56,7 +56,7 @@ class Daemon:
         self.faultlog = FaultLog()  # per-peer lines within a router log's budget
         self.tester = Tester(lambda iface, target: self.engine.kick(iface, target), clock,
                              lambda iface: self.engine.iface_rx(iface),
-                             lambda: self.engine.answers())
+                             lambda: self.engine.answers(), lambda: self.engine.packets())
         self.state_file = StateFile(run_dir, wall)
         self.last_round: dict[str, object] | None = None
         self.repairs = Repairs(spawn, notify)  # beside the loop: no peer holds up another
@@ -157,35 +157,7 @@ class Daemon:
 
     def collect(self) -> bool:
         """Apply what the repairs beside the loop handed back; True when anything was."""
-        early, done = self.repairs.take()
-        keep = {peer_id(p) for p in self.peers}  # a reload may have dropped some
-        freed = {peer_id(o.peer) for o in early} | {i for fin in done for i in fin.peers}
-        if freed & self.skipped:  # a check passed them by: look at them now, plan tests
-            self.skipped -= freed
-            self.next_check = self.clock()
-        with self.faultlog.batch():
-            for out in early:
-                if peer_id(out.peer) in keep:
-                    self.apply(out)
-            for fin in done:
-                self._finished(fin, keep)
-        return bool(early or done)
-
-    def _finished(self, fin: Finished, keep: set[tuple[str, str]]) -> None:
-        outs = [o for o in fin.outcomes if peer_id(o.peer) in keep]
-        if fin.kind == "failback":
-            for out in outs:
-                new = failback.done(out, self._state(out.peer), self.cfg.settings, self.apply)
-                if new is not None:
-                    self.states[peer_id(out.peer)] = new
-            return
-        for out in outs:
-            if peer_id(out.peer) not in fin.early:
-                self.apply(out)
-        self.groups.after_round(outs)
-        if fin.kind == "full" and not self.pruned and self.engine.routes is not None:
-            self.engine.routes.prune_adopted()  # left by an earlier run, not needed now
-            self.pruned = True
+        return collect.take(self)
 
     def do_reload(self) -> None:
         reload.apply(self)
@@ -276,13 +248,15 @@ class Daemon:
             self.full_round("interface event", only=owed)
             looked = True
         now = self.clock()
+        self.tester.watch(self.states, self.repairs.busy(), now)
         if now >= self.next_check:
             self.check()
             looked = True
         self.tester.send_due(self.states)
         now = self.clock()
-        looks = [t for st_ in self.states.values()
-                 if (t := lv.next_look(st_, now, self.tester.next_read)) is not None]
+        urgent = self.tester.urgent
+        looks = [t for key, st_ in self.states.items() if (t := lv.next_look(
+            st_, now, None if key in urgent else self.tester.next_read)) is not None]
         failback_at = max(self.groups.next_failback(), now + 0.1)  # never a busy loop
         self.next_check = min([self.tester.next_read, *looks, failback_at])
         fallback = any(x.phase == st.FALLBACK for x in self.states.values())
@@ -298,6 +272,7 @@ class Daemon:
         if looked:
             self.write_state()
         return max(0.0, min(self.next_check, self.next_resolve, self.tester.next_due(),
+                            self.tester.sample_at,
                             self.next_failback if fallback else math.inf) - self.clock())
 
     def _try_better(self, peer: PeerConfig, ahead: list[Endpoint]) -> None:

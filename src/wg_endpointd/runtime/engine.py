@@ -44,6 +44,7 @@ class Engine:
                  subnets: Callable[[str], list[net.IfAddress]] = net.tunnel_subnets,
                  wall: Callable[[], float] = time.time,
                  iface_rx: Callable[[str], int | None] = net.rx_packets,
+                 packets: Callable[[], Mapping[str, tuple[int, int]]] | None = None,
                  answers: Callable[[], tunnel.Answers] | None = None,
                  local: Callable[[], Sequence[net.IfAddress]] | None = None) -> None:
         self.wg, self.prober = wg, prober
@@ -59,6 +60,8 @@ class Engine:
         # this host's own addresses; none when a test fakes its routes
         self.local = local or (net.local_addresses if route_ok is net.route_usable else list)
         self.iface_rx = iface_rx
+        # every interface's (in, out) packets at once; the real counters with the real reader
+        self.packets = packets or (net.packet_counters if iface_rx is net.rx_packets else dict)
         self.clock, self.sleep, self.poll = clock, sleep, poll
         self.last_resolved: dict[str, list[str]] = {}
         self.stopping: Callable[[], bool] = lambda: False  # set by the daemon

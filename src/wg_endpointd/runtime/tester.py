@@ -28,8 +28,14 @@ Targets = Mapping[PeerId, tuple[str, str]]  # peer -> (interface, address to aim
 class Tester:
     def __init__(self, kick: Callable[[str, str], bool], clock: Callable[[], float],
                  iface_rx: Callable[[str], int | None],
-                 answers: Callable[[], Mapping[tuple[str, str], float]] = dict) -> None:
+                 answers: Callable[[], Mapping[tuple[str, str], float]] = dict,
+                 packets: Callable[[], Mapping[str, tuple[int, int]]] = dict) -> None:
         self.kick, self.clock, self.iface_rx, self.answers = kick, clock, iface_rx, answers
+        self.packets = packets  # every interface's (in, out) packets, one read
+        self.flows: dict[str, lv.Flow] = {}
+        self.sample_at = 0.0  # when `watch` looks at the counters next
+        self.urgent: set[PeerId] = set()  # tests sent at once: judged at their verdict
+        self.triggered: dict[PeerId, float] = {}
         self.sent_to: dict[PeerId, tuple[str, str]] = {}  # where each test went
         self.planned: dict[PeerId, tuple[float, str, str]] = {}  # when, iface, target
         self.next_read = 0.0  # the next cycle's read
@@ -126,6 +132,38 @@ class Tester:
                 states[key] = lv.busy(states[key], self.seen_at)
             self.rx_seen[iface] = rx[iface]
         self.seen_at = now
+
+    def watch(self, states: MutableMapping[PeerId, PeerState], skip: Collection[PeerId],
+              now: float) -> None:
+        """Traffic out with nothing back (liveness.sample) tests the interface's peers at
+        once, not at the next cycle: a death under a running ping is found in seconds.
+        Looks while traffic flows, else once a cycle; one read for all interfaces."""
+        self.urgent = {k for k in self.urgent if k in states and lv.pending(states[k])}
+        if now < self.sample_at:
+            return
+        self.sample_at = max(self.next_read, now + lv.SAMPLE)  # never a busy loop
+        if not self.targets:
+            return
+        counts, soon = self.packets(), []
+        for iface in {i for i, _ in self.targets.values()}:
+            if iface not in counts:
+                continue
+            rx, tx = counts[iface]
+            flow, suspicious = lv.sample(self.flows.get(iface, lv.Flow()), tx, rx, now)
+            self.flows[iface] = flow
+            if (at := lv.next_sample(flow, now)) is not None:
+                soon.append(at)
+            for key, (i, target) in self.targets.items() if suspicious else ():
+                state = states.get(key)
+                if i != iface or key in skip or state is None or lv.pending(state) \
+                        or now - self.triggered.get(key, -math.inf) < lv.TRIGGER_GAP:
+                    continue
+                log.debug("%s: packets out with nothing back; testing %s/%s now", iface,
+                          key[1][:8], target)
+                self.triggered[key] = now
+                self.urgent.add(key)
+                self._send(states, key, iface, target)
+        self.sample_at = min(soon, default=self.sample_at)
 
     def send_due(self, states: MutableMapping[PeerId, PeerState]) -> None:
         now = self.clock()

@@ -106,6 +106,23 @@ def route_usable(address: str) -> bool:
     return not (source.is_link_local and not ip.is_link_local)
 
 
+def packet_counters(proc_root: str = "/proc") -> dict[str, tuple[int, int]]:
+    """Every interface's packets in and out, from one read of `/proc/net/dev` (the calling
+    process's network namespace); empty when unreadable."""
+    try:
+        with open(f"{proc_root}/net/dev", encoding="ascii", errors="replace") as f:
+            text = f.read(1 << 16)
+    except OSError:
+        return {}
+    out: dict[str, tuple[int, int]] = {}
+    for line in text.splitlines()[2:]:
+        name, _, rest = line.partition(":")
+        fields = rest.split()
+        if len(fields) >= 10 and fields[1].isdigit() and fields[9].isdigit():
+            out[name.strip()] = (int(fields[1]), int(fields[9]))
+    return out
+
+
 def rx_packets(iface: str, sys_root: str = "/sys") -> int | None:
     """Packets `iface` received, from the kernel's counters (for WireGuard: decrypted
     packets, and on the kernel module keepalives too); None when unreadable."""
