@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.round import VERIFIED_RE, begin_run, cli_once, fmt_s, stats, write_json
+from bench.common import VERIFIED_RE, begin_run, cli_once, fmt_s, stats, write_json
 from tests.e2e import scenarios
 from tests.lab import Lab, missing_requirements
 
