@@ -4,7 +4,7 @@ Run as root from the repository root (or `make demo`):
 
     PYTHONPATH=src:. .venv/bin/python scripts/demo.py
 
-Builds a small lab (tests/lab.py): a router and a peer namespace joined by an IPv6 and an
+Builds a small lab (tests/lab/): a router and a peer namespace joined by an IPv6 and an
 IPv4 link, wireguard-go on both sides, and dnsmasq publishing the peer's name with its AAAA
 record first and its A record second. IPv6 to the peer then breaks; WireGuard, resolving
 the name itself, takes the AAAA address and stays there. `wg-endpointd once` moves it to

@@ -10,9 +10,9 @@ import re
 
 import pytest
 
-from tests import lab as lab_module
 from tests.e2e import scenarios
 from tests.e2e.helpers import NAME, endpoint, run_cli
+from tests.lab import dns as lab_dns
 
 pytestmark = pytest.mark.lab
 
@@ -30,7 +30,7 @@ def test_bogus_dns_answers_are_never_tried(lab, tmp_path, monkeypatch):
 
     # The lab keeps DNS records in documentation ranges (never a real host); these
     # addresses never leave the router, so this test lifts that guard for itself.
-    monkeypatch.setattr(lab_module, "_check_doc_address", lambda address: None)
+    monkeypatch.setattr(lab_dns, "_check_doc_address", lambda address: None)
     own = [links["v4a"].router_addr, links["v6b"].router_addr]  # the router's own
     v4b = ipaddress.ip_interface(f"{links['v4b'].router_addr}/{links['v4b'].prefixlen}")
     broadcast = str(v4b.network.broadcast_address)  # directed broadcast of its own subnet
