@@ -143,6 +143,7 @@ class Daemon:
             "checking %d peer(s): %s%s", len(peers), why,
             f" ({len(busy)} under repair already)" if busy else "")
         self.groups.reapply()  # netifd may have put a group's allowed IPs elsewhere
+        self.tester.hear(self.states)  # answers in already: a verdict waits for the read
         self.tester.forget()
         scheduled, now = why == "scheduled check", self.clock()
         shown = [peer_id(p) for p in self.own_peers() if scheduled and lv.shown_alive(
