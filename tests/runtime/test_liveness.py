@@ -36,6 +36,8 @@ def test_a_test_datagram_is_answered_fast_or_by_keepalive():
     assert lv.next_look(s, 22.0) is None
     assert lv.next_look(s, 20.6, next_read=23.0) == 23.0  # judged with the others at the read
     assert lv.next_look(s, 20.6, next_read=21.0) == pytest.approx(21.8 - lv.SLACK)
+    # the read came just before the verdict: the next read is a cycle away, never waited for
+    assert lv.next_look(s, 21.7, next_read=31.7) == pytest.approx(21.8 - lv.SLACK)
 
 
 def test_a_later_look_does_not_make_a_prompt_peer_look_slow():

@@ -92,8 +92,8 @@ def next_look(state: PeerState, now: float, next_read: float | None = None) -> f
         looks = [t for d in FIRST_LOOKS if now < (t := state.last_kick + d) < at]
         if looks:
             return looks[0]
-    elif next_read is not None and prompt(state) and now < at <= next_read:
-        return next_read
+    elif next_read is not None and prompt(state) and now < at <= next_read <= at + PROMPT:
+        return next_read  # just before the read it was timed for; never a cycle later
     return at if now < at else None
 
 

@@ -36,6 +36,7 @@ class Tester:
         self.sample_at = 0.0  # when `watch` looks at the counters next
         self.urgent: set[PeerId] = set()  # tests sent at once: judged at their verdict
         self.triggered: dict[PeerId, float] = {}
+        self.own_out: dict[str, int] = {}  # test datagrams sent into each interface
         self.sent_to: dict[PeerId, tuple[str, str]] = {}  # where each test went
         self.planned: dict[PeerId, tuple[float, str, str]] = {}  # when, iface, target
         self.next_read = 0.0  # the next cycle's read
@@ -149,6 +150,7 @@ class Tester:
             if iface not in counts:
                 continue
             rx, tx = counts[iface]
+            tx -= self.own_out.get(iface, 0)  # test datagrams are no traffic of the user's
             flow, suspicious = lv.sample(self.flows.get(iface, lv.Flow()), tx, rx, now)
             self.flows[iface] = flow
             if (at := lv.next_sample(flow, now)) is not None:
@@ -181,6 +183,7 @@ class Tester:
         base = self.rx_at_kick[key] = self.iface_rx(iface) if alone else None
         by_counters = base is not None
         if self.kick(iface, target):
+            self.own_out[iface] = self.own_out.get(iface, 0) + 1
             states[key] = lv.kicked(states[key], self.clock(), by_counters)
             self.sent_to[key] = (iface, target)
 
