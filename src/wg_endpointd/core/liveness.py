@@ -192,7 +192,11 @@ def sample(flow: Flow, tx: int, rx: int, now: float) -> tuple[Flow, bool]:
     are no sign of life; a ping running through a dead tunnel is one)."""
     if flow.tx < 0 or tx < flow.tx or rx < flow.rx:  # first look, or counters restarted
         return Flow(tx, rx, tx), False
-    moving = now if tx > flow.tx else flow.moving_at
+    # traffic flows: packets out since the last look, two at least from a look a cycle ago
+    # (a stray packet a cycle, as seen in the lab, is no traffic), one at least a second on
+    grew = tx - flow.tx
+    going = flow.moving_at is not None and now - flow.moving_at <= 2 * SAMPLE
+    moving = now if grew >= UNANSWERED or (grew > 0 and going) else flow.moving_at
     if rx > flow.rx:
         return Flow(tx, rx, tx, None, moving), False
     base, first = flow.base, flow.first_out
