@@ -172,6 +172,7 @@ UNANSWERED = 2  # packets out with nothing in ...
 SPREAD = 3.0  # ... sent within this long (WireGuard's own keepalives come 5 s apart) ...
 PATIENCE = 1.0  # ... the first of them this long ago (a round trip's slack)
 TRIGGER_GAP = 5.0  # at most one test at once per peer this often
+STARTS = 3  # packets out between two of the cycle's looks that make a tunnel "busy"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -192,11 +193,11 @@ def sample(flow: Flow, tx: int, rx: int, now: float) -> tuple[Flow, bool]:
     are no sign of life; a ping running through a dead tunnel is one)."""
     if flow.tx < 0 or tx < flow.tx or rx < flow.rx:  # first look, or counters restarted
         return Flow(tx, rx, tx), False
-    # traffic flows: packets out since the last look, two at least from a look a cycle ago
-    # (a stray packet a cycle, as seen in the lab, is no traffic), one at least a second on
+    # traffic flows: STARTS packets out at least since a look a cycle ago (a stray packet
+    # or two a cycle, as seen in the lab, is no traffic), then one at least a second
     grew = tx - flow.tx
     going = flow.moving_at is not None and now - flow.moving_at <= 2 * SAMPLE
-    moving = now if grew >= UNANSWERED or (grew > 0 and going) else flow.moving_at
+    moving = now if grew >= STARTS or (grew > 0 and going) else flow.moving_at
     if rx > flow.rx:
         return Flow(tx, rx, tx, None, moving), False
     base, first = flow.base, flow.first_out
