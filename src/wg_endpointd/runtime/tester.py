@@ -214,6 +214,8 @@ class Tester:
         self.planned = {k: v for k, v in self.planned.items() if k in keys}
         self.sent_to = {k: v for k, v in self.sent_to.items() if k in keys}
         self.targets = {k: v for k, v in self.targets.items() if k in keys}
+        self.triggered = {k: v for k, v in self.triggered.items() if k in keys}
+        self.urgent &= set(keys)
         self.untestable &= set(keys)
 
     def next_due(self) -> float:
