@@ -1,7 +1,7 @@
 # wg-endpointd developer entry points. `make demo` and `make test` set up everything they need.
 PY := PYTHONPATH=src:. .venv/bin/python
 
-.PHONY: setup test unit lint demo bench ipk apk feed clean
+.PHONY: setup test unit lint demo bench ipk apk feed deb clean
 
 setup:
 	sh scripts/setup.sh
@@ -26,6 +26,7 @@ bench: setup
 	$(PY) -m bench.silent
 	$(PY) -m bench.groups
 	$(PY) -m bench.hostile
+	$(PY) -m bench.linux_host
 	$(PY) bench/hotplug_bench.py
 
 # OpenWrt packages without the SDK: .ipk (24.10, opkg), .apk (25.12, apk), and a
@@ -38,6 +39,10 @@ apk: setup
 
 feed: setup
 	$(PY) scripts/build_feed.py --out dist/feed
+
+# Debian/Ubuntu .deb without dpkg-buildpackage (docs/linux-service.md).
+deb: setup
+	$(PY) scripts/build_deb.py --out dist
 
 clean:
 	rm -rf dist build .pytest_cache .mypy_cache .ruff_cache

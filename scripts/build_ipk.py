@@ -68,8 +68,10 @@ def _with_dirs(entries: Iterable[Entry]) -> list[Entry]:
     return sorted(by_path.values(), key=lambda e: PurePosixPath(e.path).parts)
 
 
-def tar_bytes(entries: Iterable[Entry], mtime: int, *, root: bool = True) -> bytes:
-    """Return an uncompressed GNU tar, as `tar --format=gnu --numeric-owner --sort=name`."""
+def tar_bytes(entries: Iterable[Entry], mtime: int, *, root: bool = True,
+              owner: str = "") -> bytes:
+    """Return an uncompressed GNU tar, as `tar --format=gnu --numeric-owner --sort=name`
+    (`owner` names uid and gid 0, as dpkg-deb --root-owner-group writes "root")."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
         members = _with_dirs(entries)
@@ -79,7 +81,7 @@ def tar_bytes(entries: Iterable[Entry], mtime: int, *, root: bool = True) -> byt
             info = tarfile.TarInfo("." if entry.path == "." else f"./{entry.path}")
             info.mode, info.mtime = entry.mode, mtime
             info.uid = info.gid = 0
-            info.uname = info.gname = ""
+            info.uname = info.gname = owner
             if entry.kind == "dir":
                 info.type = tarfile.DIRTYPE
                 tar.addfile(info)

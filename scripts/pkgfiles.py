@@ -29,6 +29,7 @@ from scripts.pkgspec import (
 
 LAUNCHER = "openwrt/net/wg-endpointd/files/launcher.py"
 ICMPLIB_DIR = "usr/lib/python3-icmplib"  # where the launcher looks for icmplib
+LINUX_ONLY = "etc/wg-endpointd/"  # files/ that only the .deb installs (build_deb.py)
 
 
 def tree_files(top: Path, *, python_only: bool = False) -> Iterable[tuple[PurePosixPath, Path]]:
@@ -74,7 +75,8 @@ def wg_endpointd_files(ctx: Context, variables: dict[str, str], makefile: Path) 
         raise BuildError(f"{code}: no __init__.py")
     entries.append(Entry("usr/bin/wg-endpointd", 0o755, (ctx.repo / LAUNCHER).read_bytes()))
     entries += [Entry(str(rel), _router_file_mode(rel, path), path.read_bytes())
-                for rel, path in tree_files(ctx.repo / "files")]
+                for rel, path in tree_files(ctx.repo / "files")
+                if not str(rel).startswith(LINUX_ONLY)]
     return entries
 
 
@@ -86,6 +88,16 @@ def luci_files(ctx: Context, variables: dict[str, str], makefile: Path) -> list[
             entries.append(Entry(f"{prefix}{rel}", _source_mode(path), path.read_bytes()))
     if not entries:
         raise BuildError(f"{makefile.parent}: no htdocs/ or root/ files")
+    return entries
+
+
+def collector_files(ctx: Context, variables: dict[str, str], makefile: Path) -> list[Entry]:
+    """A prometheus-node-exporter-lua collector: files/ as its install step puts it
+    (INSTALL_DATA, 0644: the exporter require()s the .lua files)."""
+    entries = [Entry(str(rel), 0o644, path.read_bytes())
+               for rel, path in tree_files(makefile.parent / "files")]
+    if not entries:
+        raise BuildError(f"{makefile.parent}: no files/")
     return entries
 
 
@@ -180,6 +192,8 @@ SPECS: tuple[Spec, ...] = (
          scripts_dir="openwrt/lang/python3-icmplib/nosdk"),
     Spec("openwrt/luci/luci-app-wg-endpointd/Makefile", luci_files, luci=True,
          optional=True),
+    Spec("openwrt/utils/prometheus-node-exporter-lua-wg-endpointd/Makefile",
+         collector_files, optional=True),
 )
 
 

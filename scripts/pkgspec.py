@@ -2,8 +2,9 @@
 
 Shared by build_ipk.py, build_apk.py and build_feed.py. A package is a
 `Spec`: its feed Makefile and a function that lists its files. `pkgfiles.SPECS` lists
-wg-endpointd, python3-icmplib and the LuCI app (scripts/pkgfiles.py); the
-LuCI app is built only when its folder exists in the tree.
+wg-endpointd, python3-icmplib, the LuCI app and the Prometheus collector
+(scripts/pkgfiles.py); the last two are built only when their folders exist
+in the tree.
 
 Versions follow OpenWrt: PKG_VERSION-rPKG_RELEASE (opkg ranks -rN above -N,
 and apk accepts only -rN). wg-endpointd's PKG_VERSION is not written in its

@@ -13,10 +13,13 @@ from tests import adb_reader
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / "build/cache"
 EPOCH = 1700000000
-# The packages this tree builds: the LuCI app only when its folder is there.
-NAMES = sorted(["wg-endpointd", "python3-icmplib"] + (
-    ["luci-app-wg-endpointd"]
-    if (REPO / "openwrt/luci/luci-app-wg-endpointd/Makefile").is_file() else []))
+# The packages this tree builds: the LuCI app and the collector only when their
+# folders are there.
+OPTIONAL = {"luci-app-wg-endpointd": "openwrt/luci/luci-app-wg-endpointd",
+            "prometheus-node-exporter-lua-wg-endpointd":
+                "openwrt/utils/prometheus-node-exporter-lua-wg-endpointd"}
+NAMES = sorted(["wg-endpointd", "python3-icmplib"] + [
+    name for name, folder in OPTIONAL.items() if (REPO / folder / "Makefile").is_file()])
 
 
 def packages_or_skip(repo: Path = REPO) -> list[pkgspec.Package]:

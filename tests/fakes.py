@@ -93,10 +93,12 @@ class FakeProber:
         self.rtts = rtts
         self.calls: list[list[list[str]]] = []
         self.timeouts: list[float] = []
+        self.marks: list[list[int]] = []  # each call's fwmark per group
 
-    def probe(self, groups, timeout):
+    def probe(self, groups, timeout, marks=()):
         self.calls.append([list(g) for g in groups])
         self.timeouts.append(timeout)
+        self.marks.append([marks[i] if i < len(marks) else 0 for i in range(len(groups))])
         return {a: ProbeResult(a, self.rtts.get(a)) for g in groups for a in g}
 
 

@@ -44,6 +44,13 @@ GLOBAL_CASES = [
     ("trigger", "wan", True),
     ("trigger", "-wan", False),
     ("trigger", "a" * 16, False),
+    ("metrics_file", "/var/run/wg-endpointd/wg_endpointd.prom", True),
+    ("metrics_file", "none", True),
+    ("metrics_file", "None", False),
+    ("metrics_file", "wg_endpointd.prom", False),
+    ("metrics_file", "/var/lib/prometheus/node-exporter/", False),
+    ("hook_timeout", "30", True),
+    ("hook_timeout", "0", False),
 ]
 
 

@@ -16,8 +16,9 @@ from .config import DEFAULT_PORT, Config, HostSpec, PeerConfig, Settings
 from .core.allowed import default_probe_address
 from .core.errors import ConfigError, UsageError, WgEndpointdError
 from .core.validate import is_ifname, is_public_key, never_endpoint, parse_hostport, parse_port
+from .runtime import sources
 from .system import signals
-from .system.logsetup import setup_logging, without_tls
+from .system.logsetup import setup_logging, stderr_line, without_tls
 
 if TYPE_CHECKING:
     from .runtime.engine import Engine
@@ -37,18 +38,18 @@ def _parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     once = sub.add_parser("once", parents=[common],
                           help="check and fix every managed peer once, then exit")
-    once.add_argument("--config-dir", default="/etc/config", help="UCI directory")
+    sources.add_arguments(once)
     once.add_argument("--dry-run", action="store_true", help="decide but change nothing")
     once.add_argument("--interface", help="only this WireGuard interface")
     once.add_argument("--peer", help="only the peer with this public key")
     once.add_argument("--host", help="candidate host for --peer, without UCI")
     once.add_argument("--port", help=f"port for --host (default {DEFAULT_PORT})")
     run = sub.add_parser("run", parents=[common], help="run the daemon in the foreground (procd)")
-    run.add_argument("--config-dir", default="/etc/config", help="UCI directory")
+    sources.add_arguments(run)
     status = sub.add_parser("status", help="show the daemon's view from the run directory")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     cfg = sub.add_parser("config", help="show the peers it would manage, as read")
-    cfg.add_argument("--config-dir", default="/etc/config", help="UCI directory")
+    sources.add_arguments(cfg)
     cfg.add_argument("--json", action="store_true", help="machine-readable output")
     cfg.add_argument("--check", action="store_true",
                      help="only check as `run` would: print enabled or disabled, or fail (2)")
@@ -108,16 +109,20 @@ def cmd_once(args: argparse.Namespace) -> int:
     _check_selectors(args)
     problems: tuple[str, ...] = ()
     advice: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
     host_routes = True
     if args.host is not None:
         peers = [_adhoc_peer(args)]
         level = "info"
     else:
-        cfg = load_config(args.config_dir)
+        cfg = load_config(args)
         problems, level, advice = cfg.problems, cfg.settings.log_level, cfg.advice
+        notes = cfg.notes
         host_routes = cfg.settings.host_routes
         peers = _select(cfg, args)
     setup_logging("debug" if args.verbose else level)
+    for note in notes:
+        log.info("%s", note)
     for problem in (*problems, *advice):
         log.warning("%s", problem)
     if not peers:
@@ -171,10 +176,9 @@ def _groups(engine: Engine, wg: WgClient, cfg: Config, peers: list[PeerConfig]
     return keeper
 
 
-def load_config(config_dir: str) -> Config:
-    from . import config
-
-    return config.load(config_dir)
+def load_config(args: argparse.Namespace) -> Config:
+    """UCI or wg-quick files, as the flags choose (runtime/sources.py)."""
+    return sources.loader(args)()
 
 
 def peer_json(peer: PeerConfig) -> dict[str, object]:
@@ -188,11 +192,12 @@ def peer_json(peer: PeerConfig) -> dict[str, object]:
         "persistent_keepalive": peer.keepalive,
         "probe_address": peer.probe_address or default_probe_address(peer.allowed_ips),
         "probe_timeout": peer.probe_timeout, "verify_timeout": peer.verify_timeout,
+        "fwmark": peer.fwmark,
     }
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config_dir)
+    cfg = load_config(args)
     if args.check:  # the init script's gate: warnings are for the daemon's log
         print("enabled" if cfg.settings.enabled else "disabled")
         return EXIT_OK
@@ -203,8 +208,10 @@ def cmd_config(args: argparse.Namespace) -> int:
             state = "managed" if p.managed else f"not managed: {p.reason}"
             hosts = " ".join(str(h) for h in p.hosts) or "-"
             print(f"{p.interface}\t{p.public_key[:8]}…\t{p.description or '-'}\t{hosts}\t{state}")
+    for note in cfg.notes:
+        stderr_line(f"wg-endpointd: note: {note}", logging.INFO)
     for problem in (*cfg.problems, *cfg.advice):
-        print(f"wg-endpointd: warning: {problem}", file=sys.stderr)
+        stderr_line(f"wg-endpointd: warning: {problem}", logging.WARNING)
     return EXIT_UNFIXED if cfg.problems else EXIT_OK
 
 
@@ -231,10 +238,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _command(args.command)(args)
     except (ConfigError, UsageError) as exc:
-        print(f"wg-endpointd: error: {exc}", file=sys.stderr)
+        stderr_line(f"wg-endpointd: error: {exc}")
         return EXIT_USAGE
     except WgEndpointdError as exc:
-        print(f"wg-endpointd: error: {exc}", file=sys.stderr)
+        stderr_line(f"wg-endpointd: error: {exc}")
         return EXIT_UNFIXED
     except KeyboardInterrupt:
         return 130

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import signal
+import subprocess
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +22,7 @@ from tests.e2e.helpers import (
     wait_for,
     write_config,
 )
+from tests.luci_harness import tool
 
 pytestmark = pytest.mark.lab
 
@@ -181,3 +183,81 @@ def test_sighup_reload_keeps_state_and_sigterm_exits_0(lab, tmp_path):
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=5) == 0
         assert not (run_dir / "wg-endpointd.pid").exists()
+
+
+def prom_sample(path: Path, name: str, **labels: str) -> float | None:
+    """One sample of the metrics file; None while the file or the sample is missing."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    want = {f'{k}="{v}"' for k, v in labels.items()}
+    for line in text.splitlines():
+        head, _, value = line.rpartition(" ")
+        if head.split("{")[0] == f"wg_endpointd_{name}" and want <= set(
+                head.partition("{")[2].rstrip("}").split(",")):
+            return float(value)
+    return None
+
+
+def hotplug_hook(tmp_path: Path) -> tuple[Path, Path]:
+    """A stand-in /sbin/hotplug-call (tests/shell/hotplug-call, after upstream's, under
+    busybox sh) whose /etc/hotplug.d/wg-endpointd/ holds one user script that records
+    its environment; returns (the hotplug-call to use, the record)."""
+    root, record = tmp_path / "root", tmp_path / "hook-record"
+    hooks = root / "etc" / "hotplug.d" / "wg-endpointd"
+    hooks.mkdir(parents=True)
+    (hooks / "50-record").write_text(
+        f'echo "$ACTION|$INTERFACE|$PUBLIC_KEY|$FROM|$TO|$REASON" >> {record}\n'
+        f'env >> {record}.env\n')
+    call = tmp_path / "hotplug-call"
+    stub = Path(__file__).resolve().parents[1] / "shell" / "hotplug-call"
+    call.write_text(f"#!/bin/sh\nHOTPLUG_ROOT='{root}' exec {tool('busybox')} sh '{stub}' \"$@\"\n")
+    call.chmod(0o755)
+    return call, record
+
+
+def test_a_failover_shows_in_the_metrics_file_the_history_and_a_hook(lab, tmp_path,
+                                                                      monkeypatch):
+    """One real failover: its metrics change, its history entry in the state file, a
+    file that `promtool check metrics` accepts, renamed into place every check_interval
+    even while nothing changes, and the user's hotplug.d script run with the event."""
+    prom = tmp_path / "textfile" / "wg_endpointd.prom"
+    prom.parent.mkdir()
+    call, record = hotplug_hook(tmp_path)
+    monkeypatch.setenv("WG_ENDPOINTD_HOTPLUG_CALL", str(call))  # the daemon inherits it
+    links, pair, confdir, run_dir = setup(lab, tmp_path, check_interval="2",
+                                          metrics_file=str(prom))
+    key, v6, v4 = pair.peer_public, links["v6a"].endpoint(), links["v4a"].endpoint()
+    with running(lab, confdir, run_dir):
+        wait_for(lambda: prom_sample(prom, "peer_state", peer=key, state="healthy") == 1, 10,
+                 "healthy in the metrics")
+        assert prom_sample(prom, "peer_switches_total", peer=key, reason="failover") == 0
+        assert prom_sample(prom, "peer_endpoint_info", peer=key, endpoint=v6,
+                           family="ipv6") == 1
+        mtime = prom.stat().st_mtime_ns
+        wait_for(lambda: prom.stat().st_mtime_ns > mtime, 2 + 1, "the file renamed again")
+        fall_back(lab, run_dir, links, pair)
+        wait_for(lambda: prom_sample(prom, "peer_switches_total", peer=key,
+                                     reason="failover") == 1, 3, "the switch counted")
+        assert prom_sample(prom, "peer_state", peer=key, state="fallback") == 1
+        assert prom_sample(prom, "peer_state", peer=key, state="healthy") == 0
+        assert prom_sample(prom, "peer_endpoint_info", peer=key, endpoint=v4,
+                           family="ipv4") == 1
+        at = prom_sample(prom, "peer_last_switch_timestamp_seconds", peer=key)
+        assert at is not None and abs(at - time.time()) < 10
+        wait_for(lambda: state(run_dir)["peers"][0]["history"], 2, "the history entry")
+        [entry] = state(run_dir)["peers"][0]["history"]
+        assert (entry["action"], entry["from"], entry["to"], entry["reason"]) == (
+            "switch", v6, v4, "failover")
+        assert 0 < entry["took"] < 3 and abs(entry["at"] - time.time()) < 10
+        with prom.open() as f:
+            check = subprocess.run([tool("promtool"), "check", "metrics"], stdin=f,
+                                   capture_output=True, text=True, timeout=60)
+        assert check.returncode == 0 and not check.stdout + check.stderr, check.stderr
+        wait_for(record.exists, 5, "the hook run")
+        assert record.read_text().splitlines()[0] == f"switch|{pair.router_if}|{key}|{v6}|{v4}|failover"
+        env = record.with_suffix(".env").read_text()
+        private = Path(pair.router_private_file).read_text().strip()
+        assert private not in env and private not in prom.read_text()
+        assert "PRIVATE" not in env and "PRESHARED" not in env and pair.peer_public in env

@@ -22,7 +22,8 @@ failure, and ``leftovers()`` reports anything that survived.
 Layout: ``Lab`` (below) is composed of one mixin per part, on ``base.LabBase`` (shared state,
 running commands; ``base`` also holds the paths, address ranges and process helpers):
 ``links`` (namespaces, veth links, close and leftovers), ``wgends`` (WireGuard pairs),
-``servers`` (more servers for a pair), ``dns`` (dnsmasq) and ``breakage`` (nftables).
+``servers`` (more servers for a pair), ``dns`` (dnsmasq), ``breakage`` (nftables) and
+``wgquick`` (a real `wg-quick up` in the router namespace, its server, `wg-quick down`).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from tests.lab.dns import _DNS_NAME_RE, _READY_NAME, Dns, _check_doc_address
 from tests.lab.links import _NAME_RE, Link, Links, _check_underlay
 from tests.lab.servers import Server, Servers
 from tests.lab.wgends import WgEnds, WgPair
+from tests.lab.wgquick import QUICK_NAME, QuickServer, QuickTunnel, WgQuick
 
 __all__ = [
     "ETC_NETNS",
@@ -71,10 +73,14 @@ __all__ = [
     "LabError",
     "Link",
     "Links",
+    "QUICK_NAME",
+    "QuickServer",
+    "QuickTunnel",
     "Server",
     "Servers",
     "WgEnds",
     "WgPair",
+    "WgQuick",
     "missing_requirements",
     "split_endpoint",
     "_DNS_NAME_RE",
@@ -92,7 +98,7 @@ __all__ = [
 ]
 
 
-class Lab(Links, WgEnds, Servers, Dns, Breakage):
+class Lab(Links, WgEnds, Servers, Dns, Breakage, WgQuick):
     """Router namespace + peer namespace with veth links, WireGuard pairs and DNS."""
 
     def __enter__(self) -> Lab:

@@ -64,7 +64,7 @@ test('peer choices show description and interface, never need a typed key', () =
 
 test('every option has a known type, and choices where it needs them', () => {
   for (const spec of [...options.GLOBALS, ...options.PEER]) {
-    assert.ok(['flag', 'choice', 'number', 'iflist', 'hosts', 'address'].includes(spec.type), spec.name);
+    assert.ok(['flag', 'choice', 'number', 'iflist', 'hosts', 'address', 'path'].includes(spec.type), spec.name);
     assert.ok(spec.title, spec.name);
     if (spec.type === 'choice') assert.ok(spec.choices.length > 1, spec.name);
     if (spec.inherit) assert.ok(options.GLOBALS.some((g) => g.name === spec.inherit), spec.name);
@@ -84,7 +84,7 @@ test('global options sit on the General or the Advanced tab; every timer is adva
     assert.ok(['general', 'advanced'].includes(spec.tab), spec.name);
   const advanced = options.GLOBALS.filter((g) => g.tab === 'advanced').map((g) => g.name);
   assert.deepEqual(advanced, ['probe_timeout', 'verify_timeout', 'check_interval', 'dead_after',
-    'failback_hold', 'resolve_interval', 'backoff_max', 'trigger']);
+    'failback_hold', 'resolve_interval', 'backoff_max', 'metrics_file', 'hook_timeout', 'trigger']);
   for (const spec of options.GLOBALS.filter((g) => g.type === 'number'))
     assert.equal(spec.tab, 'advanced', spec.name);
   for (const spec of [...options.PEER, ...options.GROUP])
@@ -98,4 +98,11 @@ test('a checkbox\'s help says what ticking it does, never what 1 or 0 mean', () 
     assert.doesNotMatch(spec.help, /(^|[^\w.])[01](?![\w.])/, spec.name);
     assert.match(spec.help, /\bUntick/, spec.name);
   }
+});
+
+test('a metrics file is an absolute file path or none, as options.py checks it', () => {
+  for (const ok of ['/var/run/wg-endpointd/wg_endpointd.prom', '/tmp/x.prom', 'none'])
+    assert.equal(options.valid('path', ok), true, ok);
+  for (const bad of ['wg_endpointd.prom', './x.prom', '/var/lib/prometheus/node-exporter/', 'a\nb', 'None'])
+    assert.equal(options.valid('path', bad), false, bad);
 });

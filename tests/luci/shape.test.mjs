@@ -253,6 +253,32 @@ test('standby groups show the active member and each member\'s health', () => {
   assert.equal(shape.model(status(failed), {}).groups[0].members[1].badge.state, 'unknown');
 });
 
+test('history: newest first, with when, reason and how long it took; odd items left out', () => {
+  const m = shape.model(status(fixture('fallback'), { live: [] }), {});
+  const home = rows(m).find((r) => r.key === KEYS.home);
+  assert.deepEqual(home.history.map((h) => [h.action, h.from, h.to, h.reason, h.took, h.when]), [
+    ['up', '[2001:db8:1::2]:51820', '192.0.2.2:51820', 'failover', '10.00 s', '2 min ago'],
+    ['switch', '[2001:db8:1::2]:51820', '192.0.2.2:51820', 'failover', '0.52 s', '2 min ago'],
+    ['down', '[2001:db8:1::2]:51820', '[2001:db8:1::2]:51820', 'unreachable', '', '2 min ago'],
+    ['switch', '192.0.2.2:51820', '[2001:db8:1::2]:51820', 'failback', '0.31 s', '1 d ago'],
+  ]);
+  assert.deepEqual(rows(m).find((r) => r.key === KEYS.office).history, []);  // none in the file
+  const odd = shape.historyOf([null, 7, { action: 'constructor', at: T }, { action: 'down', at: 'x' },
+    { action: 'switch', at: T - 5, from: null, reason: 3, took: 'slow' }], T);
+  assert.deepEqual(odd.map((h) => [h.action, h.when, h.from, h.to, h.reason, h.took]), [
+    ['switch', '5 s ago', 'none', 'none', '', ''], ['down', 'never', 'none', 'none', '', '']]);
+  assert.deepEqual(shape.historyOf('not a list', T), []);
+});
+
+test('a group\'s history names its members', () => {
+  const state = fixture('healthy');
+  state.groups[0].history = [{ at: T - 60, action: 'failover', from: KEYS['vpn-a'], to: KEYS['vpn-b'],
+    reason: 'dead', took: 1.5 }];
+  const [h] = shape.model(status(state), {}).groups[0].history;
+  assert.deepEqual(h, { action: 'failover', when: '1 min ago', from: 'VPN A', to: 'VPN B',
+    reason: 'dead', took: '1.50 s' });
+});
+
 test('check now: waiting, done with counts, timeout, stopped', () => {
   const woken = { result: 'woken', at: T - 2 };
   const before = fixture('down'); // last_round at T - 5: before the request

@@ -131,6 +131,27 @@ test('status view: a down peer and a dead standby wear the danger label, and the
     'luci-static', 'resources', 'wg-endpointd', 'status.css')));
 });
 
+test('status view: each peer\'s history is folded away until asked for, and stays open across polls', async () => {
+  const { known, env, polls, contents } = luci({ status: statusAnswer(fixture('fallback')) });
+  known.uci = uciStore({ network: NETWORK, 'wg-endpointd': OWN });
+  const view = new (load('view.wg-endpointd.status', known, env).constructor)();
+  const page = view.render(await view.load());
+  const details = find(page, (n) => n.tag === 'details');
+  assert.equal(details.length, 1);  // only the peer that has a history
+  assert.equal(details[0].attrs.open, null);  // folded
+  assert.match(text(find(details[0], (n) => n.tag === 'summary')[0]), /History \(4\)/);
+  const items = find(details[0], (n) => n.tag === 'li').map((n) => text(n).replace(/\s+/g, ' '));
+  assert.equal(items.length, 4);
+  assert.match(items[0], /up .*192\.0\.2\.2:51820.*failover/);
+  assert.match(items[3], /^switch 192\.0\.2\.2:51820 → \[2001:db8:1::2\]:51820 failback , 0\.31 s , 1 d ago$/);
+  details[0].attrs.toggle({ target: { open: true } });  // the user unfolds it
+  await polls[0][0]();
+  assert.equal(find(contents.at(-1), (n) => n.tag === 'details')[0].attrs.open, '');
+  find(contents.at(-1), (n) => n.tag === 'details')[0].attrs.toggle({ target: { open: false } });
+  await polls[0][0]();
+  assert.equal(find(contents.at(-1), (n) => n.tag === 'details')[0].attrs.open, null);
+});
+
 test('status view: a stopped daemon gets a start button that asks check to start', async () => {
   const { known, env, calls } = luci({ status: statusAnswer(null, false), check: { result: 'started' } });
   known.uci = uciStore({ network: NETWORK, 'wg-endpointd': OWN });
@@ -252,7 +273,7 @@ test('settings view: everyday settings on General, the tuning knobs on Advanced'
   const onTab = (tab) => globals.options.filter((o) => o.tab === tab).map((o) => o.name);
   assert.deepEqual(onTab('general'), ['enabled', 'log_level', 'family', 'host_routes', 'interface']);
   assert.deepEqual(onTab('advanced'), ['probe_timeout', 'verify_timeout', 'check_interval', 'dead_after',
-    'failback_hold', 'resolve_interval', 'backoff_max', 'trigger']);
+    'failback_hold', 'resolve_interval', 'backoff_max', 'metrics_file', 'hook_timeout', 'trigger']);
   // the grids keep their options untabbed
   assert.equal(peers.tabs, null);
   assert.equal(groups.tabs, null);

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts import build_apk, pkgspec
+from scripts import build_apk, pkgfiles, pkgspec
 from tests import adb_reader
 from tests.apkbuild import CACHE, EPOCH, NAMES, packages_or_skip, parsed
 
@@ -141,7 +141,8 @@ def test_every_path_mode_size_and_hash_matches_the_source(apks: dict[str, Path])
         for p in code.rglob("*.py") if "__pycache__" not in p.parts}
     want["usr/bin/wg-endpointd"] = (REPO / "openwrt/net/wg-endpointd/files/launcher.py", 0o755)
     for p in (REPO / "files").rglob("*"):
-        if p.is_file():
+        if p.is_file() and not p.relative_to(REPO / "files").as_posix().startswith(
+                pkgfiles.LINUX_ONLY):
             rel = p.relative_to(REPO / "files").as_posix()
             modes = {"etc/config": 0o600, "etc/init.d": 0o755, "etc/uci-defaults": 0o755,
                      "etc/hotplug.d": 0o644, "usr/libexec": 0o755}
@@ -234,10 +235,15 @@ def test_scripts_are_package_pack_mks(apks: dict[str, Path]) -> None:
     _, defines = pkgspec.parse_makefile(REPO / "openwrt/net/wg-endpointd/Makefile")
     postinst = defines["Package/wg-endpointd/postinst"].replace("$$", "$")
     nosdk = REPO / "openwrt/lang/python3-icmplib/nosdk"
+    _, collector = pkgspec.parse_makefile(
+        REPO / "openwrt/utils/prometheus-node-exporter-lua-wg-endpointd/Makefile")
     want = {
         "wg-endpointd": _package_pack_scripts("wg-endpointd", postinst, ""),
         "luci-app-wg-endpointd": _package_pack_scripts(
             "luci-app-wg-endpointd", LUCI_MK_POSTINST, ""),
+        "prometheus-node-exporter-lua-wg-endpointd": _package_pack_scripts(
+            "prometheus-node-exporter-lua-wg-endpointd", pkgspec.make_unescape(collector[
+                "Package/prometheus-node-exporter-lua-wg-endpointd/postinst"]), ""),
         "python3-icmplib": _package_pack_scripts(
             "python3-icmplib", (nosdk / "postinst-pkg").read_text(),
             (nosdk / "prerm-pkg").read_text()),

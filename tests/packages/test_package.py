@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts import build_ipk, pkgspec
+from scripts import build_ipk, pkgfiles, pkgspec
 from tests.apkbuild import NAMES
 from tests.ipkbuild import build_ipks, control_fields, data_members, depends, install_root
 
@@ -186,8 +186,11 @@ def test_wg_endpointd_data_layout(ipks: dict[str, Path]) -> None:
         assert stat.S_IMODE(members[installed].mode) == 0o644, installed
     assert not [n for n in members if "__pycache__" in n or n.endswith((".pyc", ".pyo"))]
     for path in (REPO / "files").rglob("*"):
-        if path.is_file():
-            assert path.relative_to(REPO / "files").as_posix() in members
+        rel = path.relative_to(REPO / "files").as_posix()
+        if path.is_file() and not rel.startswith(pkgfiles.LINUX_ONLY):
+            assert rel in members
+        elif path.is_file():
+            assert rel not in members  # the Linux host's settings: the .deb's alone
     modes = {n: stat.S_IMODE(m.mode) for n, m in members.items() if m.isfile()}
     assert modes["usr/bin/wg-endpointd"] == 0o755
     assert modes["etc/config/wg-endpointd"] == 0o600

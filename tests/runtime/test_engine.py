@@ -115,7 +115,7 @@ def test_dry_run_changes_nothing():
 
 def test_probe_permission_error_degrades_to_unranked():
     class NoPerm:
-        def probe(self, groups, timeout):
+        def probe(self, groups, timeout, marks=()):
             raise ProbeSetupError("no permission for ICMP sockets")
 
     wg = FakeWg({"wg0": {K1: dump()}}, working={V4})
@@ -182,6 +182,15 @@ def test_stop_during_verification_restores_the_original():
     assert out.status == "interrupted" and "restored" in out.detail
     assert len(wg.resets) == 2  # the trial, then the original put back
     assert wg.ifaces["wg0"][K1].endpoint == V6
+
+
+def test_stop_after_the_try_verified_keeps_it():
+    wg = FakeWg({"wg0": {K1: dump()}}, working={V4})
+    eng, _ = engine(wg, FakeProber({V4.address: 1.0}))
+    eng.stopping = lambda: bool(wg.resets)  # SIGTERM right after the switch to V4
+    [out] = eng.round([peer(verify_timeout=5.0)])
+    assert out.status == "switched" and out.endpoint == V4
+    assert len(wg.resets) == 1 and wg.ifaces["wg0"][K1].endpoint == V4  # not put back
 
 
 def test_stop_before_switching_changes_nothing():

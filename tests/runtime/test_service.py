@@ -45,7 +45,7 @@ def test_wg_set_failing_is_logged_once_and_backed_off(tmp_path, caplog):
 
 
 class NoIcmp(FakeProber):
-    def probe(self, groups, timeout):
+    def probe(self, groups, timeout, marks=()):
         raise ProbeSetupError("no permission for raw ICMP sockets")
 
 

@@ -146,9 +146,11 @@ def _manage_state(peer: PeerConfig, opted_out: str) -> PeerConfig:
     return peer
 
 
-def build(network: uci.Package, own: uci.Package | None) -> Config:
+def build(network: uci.Package, own: uci.Package | None,
+          paths: dict[str, str] | None = None) -> Config:
     """Combine both packages. Per-peer faults and warnings become `problems`;
-    faults in the daemon's own settings raise ConfigError."""
+    faults in the daemon's own settings raise ConfigError. `paths` names the file that
+    holds an interface's peers when it is not `network.path` (wg-quick: one each)."""
     settings = read_settings(own)
     own_path = own.path if own else ""
     wg_ifaces = [s.name for s in network.sections
@@ -177,7 +179,8 @@ def build(network: uci.Package, own: uci.Package | None) -> Config:
             notes: list[str] = []
             try:
                 peers.append(_read_peer(sec, iface, settings, overrides.get((iface, key)),
-                                        network.path, own_path, notes))
+                                        (paths or {}).get(iface, network.path), own_path,
+                                        notes))
             except ConfigError as exc:
                 notes.append(str(exc))
             problems += notes

@@ -33,6 +33,8 @@ class Settings:
     resolve_interval: float = 300.0
     backoff_max: float = 300.0
     host_routes: bool = True
+    metrics_file: str | None = None  # None: the platform's default (runtime/metrics.py)
+    hook_timeout: float = 30.0
     interfaces: tuple[str, ...] = ()
     triggers: tuple[str, ...] = ()
 
@@ -40,7 +42,7 @@ class Settings:
 @dataclass(frozen=True, slots=True)
 class Option:
     name: str  # the UCI option
-    kind: str  # bool, seconds, choice, names (a list), text
+    kind: str  # bool, seconds, choice, names (a list), text, path (absolute, or empty)
     help: str
     choices: tuple[str, ...] = ()
     attr: str = ""  # the Settings field when it differs from `name`
@@ -64,6 +66,9 @@ GLOBALS = (
     Option("resolve_interval", "seconds", "Re-resolve endpoint host names this often."),
     Option("backoff_max", "seconds", "Longest wait between retries while nothing works."),
     Option("host_routes", "bool", "Add host routes for new endpoints of full tunnels."),
+    Option("metrics_file", "path",
+           "Prometheus metrics file, rewritten every check interval; none (or empty): none."),
+    Option("hook_timeout", "seconds", "Time a user hook may run before it is stopped."),
     Option("interface", "names", "WireGuard interfaces to manage; none means all.",
            attr="interfaces"),
     Option("trigger", "names", "Interfaces whose hotplug events wake the daemon; none: all.",
@@ -111,6 +116,11 @@ def convert(option: Option, text: str) -> Value:
             raise ValueError(f"{text!r} is not a number of seconds above 0 and at most "
                              f"{MAX_SECONDS:g}")
         return float(text)
+    if option.kind == "path":  # UCI cannot hold an empty value: "none" says it there
+        if text in ("", "none"):
+            return ""
+        if not text.startswith("/") or text.endswith("/") or any(c in text for c in "\0\n"):
+            raise ValueError(f"{text!r} is not an absolute file path (or none)")
     if option.kind == "choice" and text not in option.choices:
         raise ValueError(f"{text!r} is not one of {', '.join(option.choices)}")
     return text

@@ -38,6 +38,7 @@ class Outcome:
     candidates: tuple[Endpoint, ...] = ()
     probes: Mapping[str, ProbeResult] = field(default_factory=dict)
     before: Endpoint | None = None  # what the interface had just before a switch
+    took: float | None = None  # seconds the verification took (a verified try)
 
     @property
     def ok(self) -> bool:

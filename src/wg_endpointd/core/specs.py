@@ -41,6 +41,7 @@ class PeerConfig:
     probe_timeout: float = 1.0
     verify_timeout: float = 2.0
     probe_address: str | None = None
+    fwmark: int = 0  # wg-quick full tunnels: packets to candidates carry it (SO_MARK)
     managed: bool = True
     reason: str = ""  # why the peer is not managed
 
@@ -61,6 +62,7 @@ class Config:
     interfaces: tuple[str, ...] = ()
     advice: tuple[str, ...] = ()  # warnings about the rest of the router (never an error)
     groups: tuple[GroupConfig, ...] = ()
+    notes: tuple[str, ...] = ()  # info lines (an interface without wg-quick file, say)
 
     def managed(self) -> list[PeerConfig]:
         return [p for p in self.peers if p.managed]

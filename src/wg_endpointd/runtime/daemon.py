@@ -29,6 +29,7 @@ from . import collect, failback, reload, snapshot
 from .engine import Engine
 from .failover import AllowedIpsLike, Keeper
 from .faultlog import FaultLog
+from .fleet import Fleet
 from .repairs import Repairs, run_now
 from .tester import Tester
 from .verify import RoutesLike
@@ -63,11 +64,15 @@ class Daemon:
         self.skipped: set[tuple[str, str]] = set()  # under repair when a check came
         self.owed: set[tuple[str, str]] = set()  # under repair when an event came
         self.pruned = False  # routes of an earlier run that the first round left unclaimed
+        self.on_reload: Callable[[bool], None] = lambda _done: None  # systemd told (announce.py)
         engine.stopping = lambda: self.stop
         # the engine's `wg` adapter (WgClient) also moves allowed IPs
         self.groups = Keeper(engine, cast(AllowedIpsLike, engine.wg), clock, wall, rand,
                              self._state)
         self.groups.configure(self.cfg)
+        self.fleet = Fleet(clock, wall)  # events, history, counters, metrics (fleet.py)
+        self.groups.emit = self.fleet.emit  # failovers and failbacks
+        self.events = self.fleet.sinks  # who hears of each event (the hooks)
 
     # -- signals -----------------------------------------------------------
 
@@ -93,12 +98,13 @@ class Daemon:
     def _state(self, peer: PeerConfig) -> st.PeerState:
         return self.states.setdefault(peer_id(peer), st.PeerState())
 
-    def _set(self, peer: PeerConfig, new: st.PeerState) -> None:
+    def _set(self, peer: PeerConfig, new: st.PeerState, out: Outcome | None = None) -> None:
         old = self._state(peer)
         if new.phase != old.phase:
             self.faultlog.line(peer.label, logging.INFO, f"{old.phase} -> {new.phase} "
                                                          f"({new.endpoint or 'no endpoint'})")
         self.states[peer_id(peer)] = new
+        self.fleet.peer(peer, old, new, out)  # switch, down, up
 
     def hotplug_names(self) -> list[str]:
         s = self.cfg.settings
@@ -122,7 +128,7 @@ class Daemon:
             self.faultlog.line(peer.label, level, text)
         if out.ok and out.endpoint is not None:
             self.engine.remembered[peer_id(peer)] = out.endpoint
-        self._set(peer, state)
+        self._set(peer, state, out)
 
     def _apply_all(self, outcomes: list[Outcome]) -> None:
         with self.faultlog.batch():
@@ -152,8 +158,9 @@ class Daemon:
         self.last_round = {"at": round(self.wall(), 3), "reason": why}
         self.next_resolve = self.clock() + self.cfg.settings.resolve_interval
         if peers:
-            self.repairs.start("full", map(peer_id, peers), lambda early: self.engine.round(
-                peers, leave_idle=scheduled, known_alive=shown, quiet=quiet, early=early))
+            self.repairs.start("full", map(peer_id, peers), self.fleet.timed(
+                lambda early: self.engine.round(peers, leave_idle=scheduled,
+                                                known_alive=shown, quiet=quiet, early=early)))
         self.collect()
 
     def collect(self) -> bool:
@@ -210,7 +217,7 @@ class Daemon:
                 self.tester.cancel(key)
             elif target is not None:
                 targets[key] = (peer.interface, target)
-            self.states[key] = state
+            self._set(peer, state)  # WireGuard may have moved its endpoint (roaming)
         if read:
             self.tester.note_read(by_iface, targets, rx, now)
         self.tester.plan(self.states, targets, now, s.check_interval)
@@ -270,10 +277,10 @@ class Daemon:
             self.next_failback = now + s.check_interval
         looked = self.collect() or looked
         self.faultlog.summarise(now, self.states, lambda: {peer_id(p): p.label for p in self.peers})
-        if looked:
+        if looked or self.fleet.metrics.due(now):
             self.write_state()
         return max(0.0, min(self.next_check, self.next_resolve, self.tester.next_due(),
-                            self.tester.sample_at,
+                            self.tester.sample_at, self.fleet.metrics.deadline(self.next_check),
                             self.next_failback if fallback else math.inf) - self.clock())
 
     def _try_better(self, peer: PeerConfig, ahead: list[Endpoint]) -> None:
@@ -286,8 +293,9 @@ class Daemon:
         unmanaged = [p for p in self.cfg.peers if not p.managed]
         return snapshot.build(self.peers, self.states, os.getpid(), unmanaged, self.last_round,
                               snapshot.groups(self.cfg.groups, self.groups.states,
-                                              self.cfg.peers))
+                                              self.cfg.peers, self.fleet.groups),
+                              self.fleet.peers)
 
     def write_state(self) -> None:
-        self.state_file.write(self.snapshot())
+        self.fleet.metrics.write(self, self.state_file.write(self.snapshot()))
 

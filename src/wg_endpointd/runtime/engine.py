@@ -14,7 +14,7 @@ from ..config import PeerConfig
 from ..core import candidates as cand
 from ..core import policy, waits
 from ..core.allowed import default_probe_address
-from ..core.errors import ProbeSetupError, WgError, WgMissing, WgUnavailable
+from ..core.errors import ProbeSetupError, WgError
 from ..core.model import Endpoint, InterfaceDump, PeerDump, ProbeResult
 from ..core.outcome import Outcome, PeerId, peer_id
 from ..system import net, tunnel
@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 
 
 class ProberLike(Protocol):
-    def probe(self, groups: Sequence[Sequence[str]], timeout: float) -> dict[str, ProbeResult]: ...
+    def probe(self, groups: Sequence[Sequence[str]], timeout: float,
+              marks: Sequence[int] = ()) -> dict[str, ProbeResult]: ...
 
 
 Resolver = Callable[[Iterable[str]], Mapping[str, "list[str] | net.ResolveError"]]
@@ -46,7 +47,8 @@ class Engine:
                  iface_rx: Callable[[str], int | None] = net.rx_packets,
                  packets: Callable[[], Mapping[str, tuple[int, int]]] | None = None,
                  answers: Callable[[], tunnel.Answers] | None = None,
-                 local: Callable[[], Sequence[net.IfAddress]] | None = None) -> None:
+                 local: Callable[[], Sequence[net.IfAddress]] | None = None,
+                 marked_route: Callable[[str, int], bool] | None = None) -> None:
         self.wg, self.prober = wg, prober
         self.late: dict[str, list[str] | net.ResolveError] = {}  # answers after a round
         self.resolve: Resolver = resolve or (lambda hosts: net.resolve_many(
@@ -57,6 +59,9 @@ class Engine:
         self.answers: Callable[[], tunnel.Answers] = answers or (
             sender.answers if kick is None else dict)
         self.route_ok, self.subnets, self.wall = route_ok, subnets, wall
+        # the route check for packets carrying a fwmark; a test's fake stands for both
+        self.marked_route = marked_route or (
+            net.route_usable if route_ok is net.route_usable else lambda a, _: route_ok(a))
         # this host's own addresses; none when a test fakes its routes
         self.local = local or (net.local_addresses if route_ok is net.route_usable else list)
         self.iface_rx = iface_rx
@@ -109,15 +114,21 @@ class Engine:
         resolved = self.resolve(h.host for p in peers for h in p.hosts)
         # the host's own addresses: read each round, cheap, and they come and go
         return gather.candidates(peers, resolved, self.last_resolved, self.local(),
-                                 self.route_ok)
+                                 self.routed)
 
-    def probe_hint(self, groups: list[list[str]], timeout: float) -> dict[str, ProbeResult]:
-        """ICMP hints for groups of addresses (empty when ICMP is unavailable).
+    def routed(self, address: str, mark: int = 0) -> bool:
+        """A route to `address` for packets carrying `mark` (a peer's fwmark; 0: none)."""
+        return self.marked_route(address, mark) if mark else self.route_ok(address)
+
+    def probe_hint(self, groups: list[list[str]], timeout: float,
+                   marks: Sequence[int] = ()) -> dict[str, ProbeResult]:
+        """ICMP hints for groups of addresses (empty when ICMP is unavailable); group i's
+        probes carry the fwmark `marks[i]` (a wg-quick full tunnel's; none when 0).
 
         A setup fault is logged when it starts and when it ends, not every round.
         """
         try:
-            found = self.prober.probe(groups, timeout)
+            found = self.prober.probe(groups, timeout, marks=marks)
         except ProbeSetupError as exc:
             if self.icmp_problem != str(exc):
                 log.warning("%s; ranking without ICMP hints until it works", exc)
@@ -143,27 +154,6 @@ class Engine:
         return target is not None and self.kick(peer.interface, target)
 
     # -- the round ---------------------------------------------------------
-
-    def _snapshot(self, peers: Sequence[PeerConfig]
-                  ) -> tuple[dict[PeerId, PeerDump], dict[PeerId, Outcome]]:
-        """Each peer's current WireGuard state, or an error outcome for it."""
-        dumps = self.dumps(p.interface for p in peers)
-        before: dict[PeerId, PeerDump] = {}
-        errors: dict[PeerId, Outcome] = {}
-        for peer in peers:
-            dump = dumps[peer.interface]
-            if isinstance(dump, WgMissing):
-                errors[peer_id(peer)] = Outcome(peer, "absent", None, str(dump))
-            elif isinstance(dump, WgUnavailable):  # nothing known: not judged down
-                errors[peer_id(peer)] = Outcome(peer, "unavailable", None, str(dump))
-            elif isinstance(dump, WgError):
-                errors[peer_id(peer)] = Outcome(peer, "error", None, str(dump))
-            elif peer.public_key not in dump.peers:
-                errors[peer_id(peer)] = Outcome(
-                    peer, "error", None, f"peer {peer.public_key[:8]}… is not on {peer.interface}")
-            else:
-                before[peer_id(peer)] = dump.peers[peer.public_key]
-        return before, errors
 
     def _recreated(self, before: Mapping[PeerId, PeerDump]) -> dict[PeerId, Endpoint]:
         """Peers that netifd re-created from UCI (no handshake yet, another endpoint than
@@ -195,7 +185,7 @@ class Engine:
         timeout = waits.probe_budget(quiet, self.clock() - start,
                                      max((p.probe_timeout for p in live), default=1.0))
         probes = self.probe_hint([self.verifier.outside(p, found[peer_id(p)]) for p in live],
-                                 timeout)
+                                 timeout, [p.fwmark for p in live])
         self.verifier.end_probes(live, before)
         for address, probe in probes.items():  # sizes the verification waits
             if probe.rtt_ms is None:
@@ -208,7 +198,7 @@ class Engine:
             log.debug("%s: candidates %s", p.label, ", ".join(
                 f"{e} ({gather.rtt_text(probes.get(e.address))})" for e in found[ident]) or "none")
             cur = before[ident].endpoint
-            if cur is not None and not self.route_ok(cur.address):
+            if cur is not None and not self.routed(cur.address, p.fwmark):
                 kicked.discard(ident)  # no route: dead now, no need to wait
                 log.log(logging.DEBUG if ident in self.verifier.quiet else logging.INFO,
                         "%s: no route to current endpoint %s", p.label, cur)
@@ -232,7 +222,7 @@ class Engine:
         `early` hears each verified peer as soon as it is.
         """
         self.verifier.quiet = set(quiet)  # a repeating fault is logged by the daemon
-        before, outcomes = self._snapshot(peers)
+        before, outcomes = gather.snapshot(peers, self.dumps(p.interface for p in peers))
         live = [p for p in peers if peer_id(p) in before]
         recreated = self._recreated(before)
         shown = {i for i in known_alive if i in before and i not in recreated}

@@ -45,9 +45,10 @@ def run(peers: Sequence[PeerConfig], states: MutableMapping[PeerId, st.PeerState
     groups = [engine.verifier.outside(p, b, probe=False) for p, b in todo]
     todo = [(p, [c for c in b if c.address not in engine.verifier.no_way_out])
             for p, b in todo]
-    groups += [engine.verifier.outside(p, [ep], probe=False)
-               for p, _ in todo if (ep := state(p).endpoint)]
-    probes = engine.probe_hint(groups, max(p.probe_timeout for p, _ in todo))
+    on = [(p, ep) for p, _ in todo if (ep := state(p).endpoint)]
+    groups += [engine.verifier.outside(p, [ep], probe=False) for p, ep in on]
+    marks = [p.fwmark for p, _ in todo] + [p.fwmark for p, _ in on]  # wg-quick full tunnels
+    probes = engine.probe_hint(groups, max(p.probe_timeout for p, _ in todo), marks)
 
     def answered(address: str | None) -> bool:
         return address is not None and address in probes and probes[address].answered

@@ -16,6 +16,7 @@ from ..config.groupconf import GroupConfig
 from ..core import groups as gp
 from ..core import state as st
 from ..core.errors import WgError
+from ..core.events import Event, group_event
 from ..core.model import InterfaceDump
 from ..core.outcome import Outcome, PeerId, peer_id
 from .engine import Engine
@@ -40,6 +41,7 @@ class Keeper:
         self.by_id: dict[PeerId, PeerConfig] = {}
         self.fault: dict[str, str] = {}  # group name -> the fault being retried
         self.io = GroupWg(engine, wg, lambda: self.by_id, peer_state)
+        self.emit: Callable[[Event], None] = lambda _event: None  # failovers, failbacks
 
     def configure(self, cfg: Config) -> None:
         """New configuration; a group that kept its name, interface and members keeps
@@ -131,7 +133,7 @@ class Keeper:
              reason: str) -> gp.GroupState:
         """Give the allowed IPs to the first of `order` that passes traffic; put them
         back on the active member when none does."""
-        old = state.active
+        old, start = state.active, self.clock()
         for key in order:
             problem = self.io.enforce(group, key)
             if problem is not None:
@@ -144,6 +146,10 @@ class Keeper:
                 log.info("%s: %s %s -> %s (%s)", group.label, kind, self.io.name(group, old),
                          self.io.name(group, key), reason)
                 self._fault(group, None)
+                peer = self.by_id.get((group.interface, key))
+                self.emit(group_event(group.name, group.interface, old, key, kind == "failback",
+                                      peer.description if peer else "", self.wall(),
+                                      self.clock() - start))
                 return gp.moved(state, key, f"{kind}: {reason}", self.wall())
             log.info("%s: no traffic through %s after the move", group.label,
                      self.io.name(group, key))

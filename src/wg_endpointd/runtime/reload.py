@@ -16,7 +16,16 @@ log = logging.getLogger("wg_endpointd.runtime.daemon")
 
 
 def apply(d: Daemon) -> None:
-    """SIGHUP: the configuration read again; on an error the old one stays."""
+    """SIGHUP: the configuration read again; on an error the old one stays. systemd hears
+    RELOADING=1 before and READY=1 after, whatever the outcome (d.on_reload)."""
+    d.on_reload(False)
+    try:
+        _apply(d)
+    finally:
+        d.on_reload(True)
+
+
+def _apply(d: Daemon) -> None:
     try:
         cfg = d.load()
     except ConfigError as exc:
@@ -28,12 +37,15 @@ def apply(d: Daemon) -> None:
     keep = {peer_id(p) for p in d.peers}
     d.states = {k: v for k, v in d.states.items() if k in keep}
     d.tester.keep_only(keep)
+    d.fleet.keep_only(keep, {g.name for g in cfg.groups})  # history and counters
     d.engine.remembered = {k: v for k, v in d.engine.remembered.items() if k in keep}
     _routes(d, keep)
     try:
         d.run_dir.write_hotplug_list(d.hotplug_names())
     except OSError as exc:
         log.error("cannot write %s: %s", d.run_dir.path, exc.strerror or exc)
+    for note in cfg.notes:
+        log.info("%s", note)
     for problem in (*cfg.problems, *cfg.advice):
         log.warning("%s", problem)
     log.info("configuration reloaded: %d managed peer(s)", len(d.peers))

@@ -47,6 +47,7 @@ class Repairs:
         self._busy: dict[PeerId, object] = {}  # peer -> the repair that holds it
         self._early: list[Outcome] = []
         self._done: list[Finished] = []
+        self._running: dict[str, int] = {}  # kind -> repairs of that kind not ended
 
     def busy(self) -> set[PeerId]:
         with self._lock:
@@ -64,6 +65,7 @@ class Repairs:
             if taken:
                 raise ValueError(f"already being repaired: {sorted(taken)}")
             self._busy.update(dict.fromkeys(ids, token))
+            self._running[kind] = self._running.get(kind, 0) + 1
         handed: set[PeerId] = set()
 
         def release(ident: PeerId) -> None:
@@ -88,12 +90,18 @@ class Repairs:
                 failed = True
             with self._lock:
                 self._done.append(Finished(kind, ids, outcomes, frozenset(handed), failed))
+                self._running[kind] -= 1
                 for ident in ids:
                     release(ident)
                 self._idle.notify_all()
             self.notify()
 
         self.spawn(body)
+
+    def settled(self, kind: str) -> bool:
+        """No repair of `kind` runs, and the loop took the outcomes of those that ended."""
+        with self._lock:
+            return not self._running.get(kind) and all(f.kind != kind for f in self._done)
 
     def take(self) -> tuple[list[Outcome], list[Finished]]:
         """Outcomes handed back early, and repairs that ended, since the last call."""

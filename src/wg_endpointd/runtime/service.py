@@ -14,14 +14,15 @@ import os
 import select
 import signal
 import socket
-import sys
 import time
 from typing import TYPE_CHECKING
 
-from ..config import Config
 from ..core.errors import WgEndpointdError
 from ..system import signals
 from ..system.rundir import Busy, RunDir
+from ..system.sdnotify import Notifier
+from .announce import Announcer
+from .metrics import host_facts
 
 if TYPE_CHECKING:
     from .daemon import Daemon
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 dlog = logging.getLogger("wg_endpointd.runtime.daemon")  # the daemon's own lines, as before
 EXIT_BUSY, EXIT_SETUP = 1, 2
 ONCE_WAIT = 15.0  # how long `run` waits for a `once` that holds the lock
+HOOK_WAIT = 1.0  # at a stop, time for a running hook before it is killed
 STOP_WAIT = 3.0  # at a stop, time for the repairs beside the loop to restore (procd: 5 s)
 
 
@@ -89,13 +91,16 @@ def lock_run_dir(rd: RunDir, mode: str, wait: float = 0.0) -> int | str:
     return f"run directory {rd.path}: still locked after {wait:g} s"
 
 
-def serve(d: Daemon) -> int:
+def serve(d: Daemon, sd: Announcer | None = None) -> int:
     """The daemon's life once the run directory's lock is taken: hotplug list and pid file,
     routes of an earlier run adopted, the loop (never ended by a runtime fault), and at
-    exit its routes and pid file gone."""
+    exit its routes and pid file gone. `sd` tells systemd (announce.py)."""
     pid = os.getpid()
+    notes = sd if sd is not None else Announcer()
+    d.on_reload = lambda done: notes.reload_phase(d, done)
+    d.fleet.metrics.host = host_facts  # where this host's metrics file goes by default
     try:
-        d.run_dir.read_state()
+        d.fleet.restore(d.run_dir.read_state())  # the peers' history goes on
     except FileNotFoundError:
         pass
     except (OSError, ValueError) as exc:
@@ -116,14 +121,17 @@ def serve(d: Daemon) -> int:
             except Exception:  # never exit on a runtime fault
                 dlog.exception("unexpected error; continuing")
                 delay = d.cfg.settings.check_interval
+            delay = min(delay, notes.after_step(d))  # READY=1, WATCHDOG=1 when due
             if not (d.stop or d.wake or d.reload):
                 d.wait(delay)
     finally:
+        notes.stopping()
         if not d.repairs.wait_idle(STOP_WAIT):  # each restores what it changed
             dlog.warning("a repair did not end within %g s of the stop", STOP_WAIT)
         d.collect()
         if d.engine.routes is not None:
             d.engine.routes.clear()
+        d.fleet.metrics.stop(d)  # wg_endpointd_up 0
         try:
             d.run_dir.remove_pid(pid)
         except OSError as exc:
@@ -133,30 +141,35 @@ def serve(d: Daemon) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ..system.logsetup import setup_logging, without_tls
+    from ..system.logsetup import setup_logging, stderr_line, without_tls
 
     without_tls()
-    from .. import config
+    sd = Announcer(Notifier.from_environ())  # first: no child may inherit NOTIFY_SOCKET
     from ..system.probe import IcmpProber
     from ..system.routes import HostRoutes
     from ..system.wg import WgClient
+    from . import sources
     from .daemon import Daemon
     from .engine import Engine
+    from .hookwire import attach, build_hook_runner
+    from .netwatch import nothing, start_events, wanted
     from .repairs import in_thread
 
-    def load() -> Config:
-        return config.load(args.config_dir)
-
+    load = sources.loader(args)  # UCI or wg-quick, the same at every reload
     cfg = load()  # a bad config at start is a usage error (exit 2)
     setup_logging("debug" if args.verbose else cfg.settings.log_level, daemon=True)
     if not cfg.settings.enabled:
         log.info("disabled in configuration (globals.enabled 0); exiting")
+        sd.notifier.ready("disabled in configuration")  # an exit before READY=1 is a failure
+        sd.stopping()
         return 0
     rd = RunDir()
     lock = lock_run_dir(rd, "run", ONCE_WAIT)
     if isinstance(lock, str):
-        print(f"wg-endpointd: error: {lock}", file=sys.stderr)
+        stderr_line(f"wg-endpointd: error: {lock}")
         return EXIT_BUSY if "already running" in lock else EXIT_SETUP
+    stop_events = nothing
+    hooks = None
     try:
         waiter = Waiter()
         routes = HostRoutes() if cfg.settings.host_routes else None
@@ -164,12 +177,19 @@ def cmd_run(args: argparse.Namespace) -> int:
                         wait=waiter, config=cfg, make_routes=HostRoutes, spawn=in_thread,
                         notify=waiter.poke)
         signals.hand_over(daemon.on_signal)
+        hooks = build_hook_runner(cfg.settings, sources.choose(args).kind)
+        attach(daemon, hooks)  # user hooks, beside the loop (docs/hooks.md)
+        for note in cfg.notes:
+            log.info("%s", note)
         for problem in (*cfg.problems, *cfg.advice):
             log.warning("%s", problem)
-        return serve(daemon)
+        stop_events = start_events(daemon, waiter) if wanted(args) else nothing
+        return serve(daemon, sd)
     except OSError as exc:
-        print(f"wg-endpointd: error: run directory {rd.path}: {exc.strerror or exc}",
-              file=sys.stderr)
+        stderr_line(f"wg-endpointd: error: run directory {rd.path}: {exc.strerror or exc}")
         return EXIT_SETUP
     finally:
+        stop_events()  # rtnetlink listener (runtime/netwatch.py)
+        if hooks is not None:
+            hooks.stop(HOOK_WAIT)
         os.close(lock)

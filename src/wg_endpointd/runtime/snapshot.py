@@ -29,7 +29,8 @@ def _rtt(state: st.PeerState, address: str) -> float | None:
     return None
 
 
-def peer_entry(peer: PeerConfig, s: st.PeerState) -> dict[str, Any]:
+def peer_entry(peer: PeerConfig, s: st.PeerState,
+               history: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
     sw = s.last_switch
     return {
         "interface": peer.interface, "public_key": peer.public_key,
@@ -43,11 +44,14 @@ def peer_entry(peer: PeerConfig, s: st.PeerState) -> dict[str, Any]:
         "last_switch": None if sw is None else {
             "from": _endpoint(sw.old), "to": _endpoint(sw.new), "reason": sw.reason,
             "at": sw.at},
+        "history": [dict(x) for x in history],
     }
 
 
 def groups(configs: Sequence[GroupConfig], states: Mapping[str, gp.GroupState],
-           peers: Sequence[PeerConfig]) -> list[dict[str, Any]]:
+           peers: Sequence[PeerConfig],
+           history: Mapping[str, Sequence[Mapping[str, Any]]] | None = None
+           ) -> list[dict[str, Any]]:
     """`groups[]` of the state file (docs/state-file.md)."""
     names = {peer_id(p): p.description for p in peers}
     out = []
@@ -63,6 +67,7 @@ def groups(configs: Sequence[GroupConfig], states: Mapping[str, gp.GroupState],
                         for k in group.members],
             "last_failover": None if fo is None else {
                 "from": fo.old, "to": fo.new, "reason": fo.reason, "at": fo.at},
+            "history": [dict(x) for x in (history or {}).get(group.name, ())],
         })
     return out
 
@@ -70,10 +75,13 @@ def groups(configs: Sequence[GroupConfig], states: Mapping[str, gp.GroupState],
 def build(peers: Sequence[PeerConfig], states: Mapping[PeerId, st.PeerState], pid: int,
           unmanaged: Sequence[PeerConfig] = (),
           last_round: Mapping[str, object] | None = None,
-          group_entries: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+          group_entries: Sequence[Mapping[str, Any]] = (),
+          history: Mapping[PeerId, Sequence[Mapping[str, Any]]] | None = None
+          ) -> dict[str, Any]:
     """The whole file; `written_at` is added by the writer so that equal content is
-    not rewritten."""
-    entries = [peer_entry(p, states.get(peer_id(p), st.PeerState())) for p in peers]
+    not rewritten. `history`: each peer's last events, oldest first (fleet.py)."""
+    entries = [peer_entry(p, states.get(peer_id(p), st.PeerState()),
+                          (history or {}).get(peer_id(p), ())) for p in peers]
     entries += [{"interface": p.interface, "public_key": p.public_key,
                  "description": p.description, "managed": False, "reason": p.reason,
                  "phase": "unmanaged", "endpoint": None, "candidates": [],

@@ -11,6 +11,7 @@ from typing import Any
 from ..system.rundir import RunDir
 
 EXIT_NOT_RUNNING = 3
+SHOWN = 3  # history items shown per peer or group (--json shows them all)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -45,9 +46,22 @@ def cmd_status(args: argparse.Namespace) -> int:
         sw = p.get("last_switch")
         if sw:
             print(f"           last switch {sw['from']} -> {sw['to']}: {sw['reason']}")
+        print_history(p.get("history"), now)
     for g in data.get("groups") or []:
         print_group(g, now)
     return 0 if pid is not None else EXIT_NOT_RUNNING
+
+
+def print_history(items: object, now: float, names: dict[str, str] | None = None) -> None:
+    """The last SHOWN events, oldest first (state file `history`)."""
+    for h in items[-SHOWN:] if isinstance(items, list) else []:
+        if not isinstance(h, dict):
+            continue
+        ends = [(names or {}).get(x, x) if isinstance(x, str) else "-"
+                for x in (h.get("from"), h.get("to"))]
+        took = h.get("took")
+        print(f"           {h.get('action')} {_ago(now, h.get('at'))}: {ends[0]} -> {ends[1]} "
+              f"({h.get('reason')}{f', {took:.2f} s' if isinstance(took, int | float) else ''})")
 
 
 def _ago(now: float, at: object) -> str:
@@ -69,3 +83,4 @@ def print_group(g: dict[str, Any], now: float) -> None:
     if fo:
         print(f"           last failover {names.get(fo['from'], fo['from'])} -> "
               f"{names.get(fo['to'], fo['to'])} {_ago(now, fo.get('at'))}: {fo['reason']}")
+    print_history(g.get("history"), now, names)

@@ -116,19 +116,24 @@ class Verifier:
             job.deadline = now + job.wait
 
     def route(self, peer: PeerConfig, endpoint: Endpoint) -> None:
-        """Full tunnels: keep the endpoint's packets out of the tunnel itself."""
-        if self.routes is not None and covers_endpoint(peer, endpoint.address):
+        """Full tunnels: keep the endpoint's packets out of the tunnel itself. Not for a
+        peer with a fwmark (wg-quick): WireGuard's packets carry it and leave the tunnel
+        by wg-quick's rules; no host route is added."""
+        if self.routes is not None and not peer.fwmark and covers_endpoint(
+                peer, endpoint.address):
             self.routes.ensure(peer_id(peer), peer.interface, endpoint.address)
 
     def outside(self, peer: PeerConfig, endpoints: Sequence[Endpoint],
                 probe: bool = True) -> list[str]:
         """The addresses an ICMP probe reaches without passing through the peer's own
-        tunnel: all of a split tunnel's; a full tunnel's only once a host route of the
-        daemon's takes them out through the uplink (a probe through the tunnel would
-        reach the server and make a dead path look alive)."""
+        tunnel: all of a split tunnel's, and all of a peer's with a fwmark (its probes
+        carry the mark, which wg-quick's rules send outside the tunnel); another full
+        tunnel's only once a host route of the daemon's takes them out through the uplink
+        (a probe through the tunnel would reach the server and make a dead path look
+        alive)."""
         out = []
         for ep in endpoints:
-            if not covers_endpoint(peer, ep.address):
+            if peer.fwmark or not covers_endpoint(peer, ep.address):
                 out.append(ep.address)
             elif self.routes is not None:
                 if self.routes.ensure(peer_id(peer), peer.interface, ep.address, probe=probe):
@@ -203,12 +208,8 @@ class Verifier:
             due = min(j.deadline for j in active) - self.clock()
             self.sleep(max(NAP_MIN, min(delay, due)))
             delay = min(delay * 1.5, POLL_MAX)
-            if self.stopping():  # leave nothing half-done: put the old endpoints back
-                for job in active:
-                    job.result = Outcome(job.peer, "interrupted", job.original.endpoint,
-                                         "stopping; original endpoint restored")
-                    restore.append(job)
-                break
+            # at a stop, one last look: a verified try is kept, the others put back
+            stop = self.stopping()
             dumps = self.dumps([j.peer.interface for j in active])
             advance: list[Job] = []
             for job in active:
@@ -223,11 +224,15 @@ class Verifier:
                     kept = ep == job.original.endpoint
                     job.result = Outcome(job.peer, "healthy" if kept else "switched", ep,
                                          f"verified in {took:.2f} s; {job.reason}",
-                                         before=job.original.endpoint)
+                                         before=job.original.endpoint, took=took)
                     if self.routes is not None:  # its part is over: only its route stays
                         self.routes.retain(peer_id(job.peer), ep.address)
                     if early is not None:
                         early(job.result)
+                elif stop:  # leave nothing half-done
+                    job.result = Outcome(job.peer, "interrupted", job.original.endpoint,
+                                         "stopping; original endpoint restored")
+                    restore.append(job)
                 elif self.clock() >= job.deadline:
                     quiet = peer_id(job.peer) in self.quiet or id(job) not in loud
                     level = logging.DEBUG if quiet else logging.INFO
@@ -245,6 +250,8 @@ class Verifier:
                                 f" ({more} left for later rounds: the round's "
                                 f"{BUDGET:g} s budget is spent)" if more else ""))
                         restore.append(job)
+            if stop:
+                break
             if advance:
                 self._start(advance)
                 delay = self.poll

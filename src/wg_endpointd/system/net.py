@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import ipaddress
 import os
@@ -17,6 +18,7 @@ from ..core.model import IfAddress as IfAddress
 from ..core.validate import ip_literal
 
 _SIOCGIFADDR, _SIOCGIFNETMASK = 0x8915, 0x891B  # linux/sockios.h
+SO_MARK = getattr(socket, "SO_MARK", 36)  # asm-generic/socket.h
 
 
 def resolve_one(host: str) -> list[str]:
@@ -89,16 +91,22 @@ def resolve_many(hosts: Iterable[str], workers: int = 8,
     return out
 
 
-def route_usable(address: str) -> bool:
-    """True when this host has a route and a usable source address for `address`.
+def route_usable(address: str, mark: int = 0) -> bool:
+    """True when this host has a route and a usable source address for `address`, for
+    packets that carry the firewall mark `mark` (0: none).
 
     Connecting a UDP socket sends nothing; it fails at once when the family
     has no route, and for IPv6 a link-local source means no global address.
+    The mark makes the lookup follow a wg-quick full tunnel's rules as a marked
+    packet does (outside the tunnel); when it cannot be set, the lookup is unmarked.
     """
     ip = ipaddress.ip_address(address)
     family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
     try:
         with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            if mark:
+                with contextlib.suppress(OSError):  # no CAP_NET_ADMIN: probes say so
+                    sock.setsockopt(socket.SOL_SOCKET, SO_MARK, mark)
             sock.connect((address, 9))
             source = ipaddress.ip_address(sock.getsockname()[0].split("%", 1)[0])
     except OSError:

@@ -10,8 +10,18 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 from collections.abc import Sequence
 from typing import Any
+
+_lock = threading.Lock()
+_started: dict[str, int] = {}  # program name -> processes started by this process
+
+
+def started() -> dict[str, int]:
+    """Processes `run` started since this process began, by program name (metrics)."""
+    with _lock:
+        return dict(_started)
 
 
 def run(argv: Sequence[str], *, timeout: float, input: str | None = None,
@@ -25,6 +35,9 @@ def run(argv: Sequence[str], *, timeout: float, input: str | None = None,
                             subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True,
                             **kwargs)
+    name = os.path.basename(str(argv[0]))
+    with _lock:
+        _started[name] = _started.get(name, 0) + 1
     try:
         out, err = proc.communicate(input, timeout=timeout)
     except BaseException:  # TimeoutExpired, or a signal handler raising

@@ -17,10 +17,11 @@ class StateFile:
         self._written: dict[str, Any] | None = None
         self._error: str | None = None
 
-    def write(self, snap: dict[str, Any]) -> None:
-        """Write `snap` plus `written_at` unless it equals what was last written."""
+    def write(self, snap: dict[str, Any]) -> bool:
+        """Write `snap` plus `written_at` unless it equals what was last written; True
+        when its content changed."""
         if snap == self._written:
-            return
+            return False
         try:
             self.run_dir.write_state({**snap, "written_at": round(self.wall(), 3)})
         except OSError as exc:
@@ -29,8 +30,9 @@ class StateFile:
                 log.error("cannot write the state file in %s: %s; still running",
                           self.run_dir.path, why)
                 self._error = why
-            return
+            return True
         if self._error is not None:
             log.info("state file written again")
             self._error = None
         self._written = snap
+        return True

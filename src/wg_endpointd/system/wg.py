@@ -147,6 +147,15 @@ class WgClient:
         except ValueError as exc:
             raise WgError(f"cannot parse `wg show all dump`: {exc}") from None
 
+    def interfaces(self) -> list[str]:
+        """The WireGuard interfaces that exist (`wg show interfaces`: names on one line;
+        it needs no privilege, unlike a dump)."""
+        names = self._call(["show", "interfaces"]).split()
+        bad = [n for n in names if not is_ifname(n)]
+        if bad:
+            raise WgError(f"`wg show interfaces` printed an invalid name {bad[0]!r}")
+        return names
+
     def set_endpoint(self, iface: str, key: str, endpoint: Endpoint) -> None:
         _check_iface(iface)
         _check_key(key)

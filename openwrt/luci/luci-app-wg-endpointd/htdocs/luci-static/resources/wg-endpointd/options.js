@@ -148,7 +148,8 @@ function checkHost(host) {
 
 /*
  * type: flag, choice, number, iflist (interface names), hosts (candidates),
- * address. default: the daemon's default, shown as placeholder. help: the
+ * address, path. default: the daemon's default, shown as placeholder
+ * (placeholder: what to show where the default depends on the platform). help: the
  * comment above the option in the shipped file, except for a flag: the page
  * shows a checkbox, so its help says what ticking it does, not what 1 and 0
  * mean. tab: where the settings page puts a global option; the timers and
@@ -179,6 +180,11 @@ var GLOBALS = [
 	  help: _('Longest wait between retries while no candidate works.') },
 	{ name: 'host_routes', type: 'flag', default: '1', title: _('Host routes'), tab: 'general',
 	  help: _('Give the endpoint in use of a full-tunnel peer a host route through the uplink, so that the tunnel does not carry its own packets. Unticked, the daemon adds no routes and removes its own.') },
+	{ name: 'metrics_file', type: 'path', title: _('Metrics file'), tab: 'advanced',
+	  placeholder: '/var/run/wg-endpointd/wg_endpointd.prom',
+	  help: _('Prometheus metrics file, rewritten at least every check_interval; none writes none. Default: /var/run/wg-endpointd/wg_endpointd.prom on OpenWrt.') },
+	{ name: 'hook_timeout', type: 'number', default: '30', title: _('Hook timeout'), tab: 'advanced',
+	  help: _('How long a user hook may run before it is stopped (SIGTERM, then SIGKILL 2 s later).') },
 	{ name: 'interface', type: 'iflist', wireguard: true, title: _('Interfaces'), tab: 'general',
 	  help: _('WireGuard interfaces to manage; none listed means every proto \'wireguard\' interface.') },
 	{ name: 'trigger', type: 'iflist', title: _('Trigger interfaces'), tab: 'advanced',
@@ -234,10 +240,19 @@ function flagValue(value) {
 	return value;
 }
 
+/* options.py, kind "path": an absolute file path, or none (empty: the option
+ * is unset, and the daemon's default applies). */
+function filePath(text) {
+	text = String(text);
+	return text == 'none' ||
+		(text.charAt(0) == '/' && text.charAt(text.length - 1) != '/' && !/[\0\n]/.test(text));
+}
+
 /* One validator per type: true, or false for a value the daemon rejects. */
 function valid(type, value) {
 	switch (type) {
 	case 'number': return positiveNumber(value);
+	case 'path': return filePath(value);
 	case 'iflist': return String(value).split(/\s+/).filter(Boolean).every(ifname);
 	case 'hosts': return String(value).split(/\s+/).filter(Boolean).every(hostPort);
 	case 'address': return ipLiteral(value);

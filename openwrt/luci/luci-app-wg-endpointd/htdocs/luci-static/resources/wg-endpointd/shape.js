@@ -167,6 +167,35 @@ function switchOf(sw, now) {
 	};
 }
 
+var ACTIONS = {
+	'switch': _('switch'),
+	failover: _('failover'),
+	failback: _('failback'),
+	down: _('down'),
+	up: _('up')
+};
+
+/* A state file history (oldest first, docs/state-file.md) as the page lists
+ * it: newest first. names: public key -> name, for a group's members. */
+function historyOf(items, now, names) {
+	names = names || {};
+	return (Array.isArray(items) ? items : []).filter(function(h) {
+		return h && typeof(h) == 'object' && own(ACTIONS, h.action);
+	}).reverse().map(function(h) {
+		function end(x) {
+			return x ? (own(names, x) ? names[x] : String(x)) : _('none');
+		}
+		return {
+			action: ACTIONS[h.action],
+			when: ago(now, h.at),
+			from: end(h.from),
+			to: end(h.to),
+			reason: typeof(h.reason) == 'string' ? h.reason : '',
+			took: isNum(h.took) ? h.took.toFixed(2) + ' s' : ''
+		};
+	});
+}
+
 function liveIndex(status) {
 	var idx = {};
 	(Array.isArray(status.live) ? status.live : []).forEach(function(l) {
@@ -206,7 +235,8 @@ function row(peer, live, now, stateKnown) {
 				active: sameEndpoint(c.endpoint, endpoint)
 			};
 		}),
-		lastSwitch: switchOf(peer.last_switch, now)
+		lastSwitch: switchOf(peer.last_switch, now),
+		history: historyOf(peer.history, now)
 	};
 }
 
@@ -254,7 +284,8 @@ function groupOf(g, now) {
 			to: lf.to ? (nameOf[lf.to] || shortKey(lf.to)) : _('none'),
 			reason: lf.reason || '',
 			when: ago(now, lf.at)
-		} : null
+		} : null,
+		history: historyOf(g.history, now, nameOf)
 	};
 }
 
@@ -362,6 +393,7 @@ return baseclass.extend({
 	badge: badge,
 	network: network,
 	row: row,
+	historyOf: historyOf,
 	model: model,
 	checkProgress: checkProgress
 });

@@ -12,7 +12,8 @@ var MESSAGES = {
 	iflist: _('Expecting an interface name'),
 	hosts: _('Expecting host, host:port or [IPv6]:port'),
 	address: _('Expecting an IPv4 or IPv6 address'),
-	prefixes: _('Expecting addresses with an optional prefix length, such as 0.0.0.0/0')
+	prefixes: _('Expecting addresses with an optional prefix length, such as 0.0.0.0/0'),
+	path: _('Expecting an absolute file path, such as /var/run/wg-endpointd/wg_endpointd.prom')
 };
 
 /* One form option from a row of the options table, on its tab when the
@@ -57,7 +58,7 @@ function addOption(s, spec, ctx, tab) {
 
 	default:
 		o = add(form.Value);
-		o.placeholder = spec.inherit ? ctx.global(spec.inherit) : (spec.default || '');
+		o.placeholder = spec.inherit ? ctx.global(spec.inherit) : (spec.default || spec.placeholder || '');
 	}
 
 	if (MESSAGES[spec.type])

@@ -24,6 +24,29 @@ function badge(b) {
 	return E('span', { 'class': b.cls }, [ b.label ]);
 }
 
+/* Which history lists are unfolded, by peer or group, so that the poll's
+ * redraw keeps them as the user left them. */
+var unfolded = {};
+
+/* The last events, folded away until asked for. */
+function history(id, items) {
+	if (!items.length)
+		return '';
+	return E('details', {
+		'class': 'wg-endpointd-history',
+		'open': unfolded[id] ? '' : null,
+		'toggle': function(ev) { unfolded[id] = ev.target.open; }
+	}, [
+		E('summary', [ _('History (%d)').format(items.length) ]),
+		E('ul', items.map(function(h) {
+			return E('li', [
+				E('strong', [ h.action ]), ' ', h.from, ' → ', h.to, ' ',
+				E('small', [ h.reason, h.took ? ', ' + h.took : '', ', ', h.when ])
+			]);
+		}))
+	]);
+}
+
 function cell(title, content) {
 	return E('td', { 'class': 'td', 'data-title': title }, content);
 }
@@ -47,10 +70,10 @@ function peerRow(r) {
 				' ', E('small', [ c.rtt ])
 			]);
 		})),
-		cell(_('Last switch'), r.lastSwitch ? [
+		cell(_('Last switch'), (r.lastSwitch ? [
 			E('code', [ r.lastSwitch.from ]), ' → ', E('code', [ r.lastSwitch.to ]), E('br'),
 			E('small', [ r.lastSwitch.reason, ', ', r.lastSwitch.when ])
-		] : [ E('em', [ _('none') ]) ])
+		] : [ E('em', [ _('none') ]) ]).concat(history(r.interface + ' ' + r.key, r.history)))
 	]);
 }
 
@@ -72,10 +95,10 @@ function groupRow(g) {
 				badge(m.badge),
 				' ', E('small', [ m.handshake ]) ]);
 		})),
-		cell(_('Last failover'), g.lastFailover ? [
+		cell(_('Last failover'), (g.lastFailover ? [
 			g.lastFailover.from, ' → ', g.lastFailover.to, E('br'),
 			E('small', [ g.lastFailover.reason, ', ', g.lastFailover.when ])
-		] : [ E('em', [ _('none') ]) ])
+		] : [ E('em', [ _('none') ]) ]).concat(history('group ' + g.name, g.history)))
 	]);
 }
 
