@@ -10,7 +10,6 @@ import contextlib
 import errno
 import logging
 import os
-import secrets
 import stat
 from collections.abc import Callable
 
@@ -30,7 +29,7 @@ def write_atomic(path: str, text: str) -> None:
     if not stat.S_ISREG(mode):
         raise OSError(errno.EEXIST, "not a regular file, refused and left alone")
     directory, name = os.path.split(path)
-    tmp = os.path.join(directory, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    tmp = os.path.join(directory, f".{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     fd = os.open(tmp, _FLAGS, FILE_MODE)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:

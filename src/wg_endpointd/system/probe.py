@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import secrets
+import os
 import socket
 import time
 from collections.abc import Hashable, Sequence
@@ -40,8 +40,9 @@ class IcmpProber:
         self._privileged = privileged
         self._grace = grace
         self._icmp = icmp
-        # echo identifiers, one per request (raw sockets see every reply; next() is atomic)
-        self._ids = itertools.count(secrets.randbelow(0x10000))
+        # echo identifiers, one per request (raw sockets see every reply; next() is atomic);
+        # os.urandom, not `secrets`, which loads OpenSSL (megabytes on a router)
+        self._ids = itertools.count(int.from_bytes(os.urandom(2), "big"))
 
     def probe(self, groups: Sequence[Sequence[str]], timeout: float,
               marks: Sequence[int] = ()) -> dict[str, ProbeResult]:
