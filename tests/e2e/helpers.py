@@ -97,14 +97,20 @@ def daemon(lab: Lab, confdir: str, run_dir: Path, log_path: Path | None = None
                  and (run_dir / "state.json").exists(), 10, "daemon start")
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=6)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        stop(proc)
         log.close()
+
+
+def stop(proc: subprocess.Popen[str]) -> int:
+    """SIGTERM, then SIGKILL (`ip netns exec` execs, so this is the daemon); its code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=6)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+    return proc.returncode
 
 
 def hotplug(lab: Lab, run_dir: Path, **env: str) -> float:

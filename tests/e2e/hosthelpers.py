@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -14,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.helpers import SRC, wait_for
+from tests.e2e.helpers import SRC, stop, wait_for
 from tests.lab import Lab, QuickTunnel
 
 # `run` with the rtnetlink listener off (the idle baseline): runtime/netwatch.py's
@@ -101,14 +100,3 @@ def quick_daemon(lab: Lab, tunnel: QuickTunnel, run_dir: Path, log_path: Path,
     finally:
         stop(proc)
 
-
-def stop(proc: subprocess.Popen[str]) -> int:
-    """SIGTERM, then SIGKILL (`ip netns exec` execs, so this is the daemon); its code."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=6)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-    return proc.returncode
