@@ -304,15 +304,17 @@ def test_keepalives_alone_and_counter_restarts_are_no_reason():
     assert lv.next_sample(f, 120.0) == 120.0 + lv.SAMPLE
 
 
-def test_a_dead_tunnel_under_traffic_is_tested_at_once_and_found_within_seconds(tmp_path):
-    """The loop with a scripted interface: traffic flows, the path dies; the peer's test
-    goes out as soon as traffic gets no answer, not at the next cycle."""
+def death_under_traffic(tmp_path, settle: float, traffic_for: float) -> float:
+    """The loop with a scripted interface: `settle` seconds idle, then a ping a second
+    for `traffic_for` seconds, answered, then the path dies; seconds until the peer is
+    on its other endpoint."""
     d, wg, clock, _ = make(tmp_path)
     counts = {"tx": 1000, "rx": 1000}
     # the kernel counts the daemon's own test datagrams too
     d.tester.packets = lambda: {"wg0": (counts["rx"], counts["tx"] + d.tester.own_out.get("wg0", 0))}
-    run_for(d, clock, 35)
-    assert phase(d) == st.HEALTHY
+    if settle:
+        run_for(d, clock, settle)
+        assert phase(d) == st.HEALTHY
     alive = True
 
     def traffic() -> None:  # a ping a second, answered while the path lives
@@ -325,7 +327,7 @@ def test_a_dead_tunnel_under_traffic_is_tested_at_once_and_found_within_seconds(
             traffic()
             next_ping += 1.0
         clock.sleep(min(max(d.step(), 0.01), max(next_ping - clock.now, 0.01)))
-        if clock.now >= start + 13.0:
+        if clock.now >= start + traffic_for:
             break
     died, alive = clock.now, False
     wg.working.discard(V6)
@@ -336,6 +338,19 @@ def test_a_dead_tunnel_under_traffic_is_tested_at_once_and_found_within_seconds(
         clock.sleep(min(max(d.step(), 0.01), max(next_ping - clock.now, 0.01)))
         if d._state(d.peers[0]).endpoint == V4:
             break
-    took = clock.now - died
     assert d._state(d.peers[0]).endpoint == V4
+    return clock.now - died
+
+
+def test_a_dead_tunnel_under_traffic_is_tested_at_once_and_found_within_seconds(tmp_path):
+    """The peer's test goes out as soon as traffic gets no answer, not at the next cycle."""
+    took = death_under_traffic(tmp_path, 35, 13.0)
     assert took < 4.5, took  # at the next cycle it would be up to 10 s and more
+
+
+def test_traffic_from_the_start_is_watched_from_the_first_cycle(tmp_path):
+    """The counters' first look comes with the first check, not a cycle later: traffic
+    that flows from the start is known as traffic at the next cycle's read, so a death
+    13 s in is found within seconds (before, the watch started at the second read)."""
+    took = death_under_traffic(tmp_path, 0, 13.0)
+    assert took < 4.5, took

@@ -146,7 +146,8 @@ class Tester:
         once, not at the next cycle: a death under a running ping is found in seconds.
         Looks while traffic flows, else once a cycle; one read for all interfaces."""
         self.urgent = {k for k in self.urgent if k in states and lv.pending(states[k])}
-        if now < self.sample_at and now < self.next_read - lv.SLACK:
+        fresh = any(i not in self.flows for i, _ in self.targets.values())
+        if now < self.sample_at and now < self.next_read - lv.SLACK and not fresh:
             return  # not a look of its own, nor the cycle's read: no wake-up of its own
         self.sample_at = math.inf
         if not self.targets:
@@ -154,6 +155,7 @@ class Tester:
         counts, soon = self.packets(), []
         for iface in {i for i, _ in self.targets.values()}:
             if iface not in counts:
+                self.flows.setdefault(iface, lv.Flow())  # looked for: not fresh any more
                 continue
             rx, tx = counts[iface]
             tx -= self.own_out.get(iface, 0)  # test datagrams are no traffic of the user's
