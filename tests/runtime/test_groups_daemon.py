@@ -9,6 +9,7 @@ from tests.fakes import FakeClock, FakeProber, FakeWg, resolver
 from wg_endpointd import cli
 from wg_endpointd.config import Config, HostSpec, PeerConfig, Settings
 from wg_endpointd.config.groupconf import GroupConfig
+from wg_endpointd.core import liveness as lv
 from wg_endpointd.core.model import Endpoint, PeerDump
 from wg_endpointd.runtime import status
 from wg_endpointd.runtime.daemon import Daemon
@@ -310,3 +311,23 @@ def test_a_returning_standby_is_seen_within_a_cycle_and_failed_back_after_the_ho
     assert seen is not None and seen <= 5 + 10 + 0.5  # its handshake, then one read
     assert wg.holders("wg0") == [KA] and clock.now - back <= 60 + 10 + 5
     assert len(wg.resets) - resets <= 2  # seen without resetting it again and again
+
+
+def test_a_groups_active_member_is_tested_twice_a_check_interval(tmp_path):
+    """With a standby group the liveness cycle is half of check_interval (liveness.cycle):
+    the active member's silent death costs half the wait. Counted over 100 idle seconds
+    with the default check_interval of 10 s."""
+    d, wg, clock = make(tmp_path, settings=Settings(failback_hold=20.0))
+    kicks: list[float] = []
+    original = d.engine.kick
+
+    def counting(iface: str, address: str) -> bool:
+        kicks.append(clock.now)
+        return original(iface, address)
+
+    d.engine.kick = counting
+    run_for(d, wg, clock, 30)
+    kicks.clear()
+    run_for(d, wg, clock, 100)
+    assert 18 <= len(kicks) <= 22, kicks  # one a 5 s cycle (10 at the plain 10 s cycle)
+    assert lv.cycle(10.0, ()) == 10.0 and lv.cycle(10.0, ("g",)) == 5.0

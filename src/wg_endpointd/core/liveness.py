@@ -167,6 +167,16 @@ def busy(state: PeerState, since: float) -> PeerState:
 
 # -- traffic that gets no answer (issue 17): a reason to test at once ------------------
 
+GROUP_LOOKS = 2  # looks a check_interval with a standby group: its failover is the point
+
+
+def cycle(check_interval: float, groups: object) -> float:
+    """The liveness cycle: check_interval, or a part of it when standby groups exist
+    (their active member's silent death then costs half the wait; a group's interface
+    is read every cycle anyway)."""
+    return check_interval / GROUP_LOOKS if groups else check_interval
+
+
 SAMPLE = 1.0  # while a tunnel carries traffic, its counters are looked at this often
 UNANSWERED = 2  # packets out with nothing in ...
 SPREAD = 3.0  # ... sent within this long (WireGuard's own keepalives come 5 s apart) ...

@@ -220,7 +220,7 @@ class Daemon:
             self._set(peer, state)  # WireGuard may have moved its endpoint (roaming)
         if read:
             self.tester.note_read(by_iface, targets, rx, now)
-        self.tester.plan(self.states, targets, now, s.check_interval)
+        self.tester.plan(self.states, targets, now, lv.cycle(s.check_interval, self.cfg.groups))
         if dead:
             actives = self.groups.actives()
             plain = [p for p in dead if peer_id(p) not in actives]
