@@ -123,6 +123,18 @@ def _death(lab: Lab, v6: Any, v4: Any, pair: Any, standby: Any, traffic: bool) -
         return time.monotonic() - start
 
 
+def idle_cost(seconds: float) -> dict[str, object]:
+    """Idle cost of one standby group (two servers on one interface), default settings:
+    CPU, `wg` runs and wake-ups over `seconds` (bench.daemon's measure)."""
+    from bench.daemon import _idle
+
+    with Lab() as lab, tempfile.TemporaryDirectory() as tmp:
+        (v6, _), pair, standby, confdir, _ = setup(lab, Path(tmp), **DEFAULTS, log_level="debug")
+        lab.set_endpoint(pair, v6.endpoint())
+        keepalive(lab, pair, standby)
+        return _idle(lab, confdir, Path(tmp), 2, seconds)
+
+
 def death_times(reps: int, traffic: bool) -> list[float]:
     """Seconds from the active server's silent death (both ways) to a ping answered
     through the standby; `traffic`: a ping runs through the tunnel all along."""
@@ -182,6 +194,11 @@ def main() -> int:
         summary("detected death -> traffic on standby, preferred with 2 addresses, defaults",
                 failover_times(args.reps, 2, verify_timeout="2")),
     ]
+    cost = idle_cost(310)
+    print(f"idle, one standby group, defaults: {cost['cpu_s_per_hour']} CPU-s/h, "
+          f"{cost['wg_runs_per_hour']} wg runs/h, {cost['wakeups_per_min']} wake-ups/min, "
+          f"{cost['peak_rss_mib']} MiB peak RSS")
+    results.append({"case": "idle, one standby group", **cost})
     Path("build").mkdir(exist_ok=True)
     Path("build/bench-groups.json").write_text(json.dumps(results, indent=1))
     return 0
