@@ -109,6 +109,7 @@ def test_start_reapplies_preferred_then_fails_over_and_back(tmp_path):
     snap = d.snapshot()["groups"][0]
     assert snap["active"] == KB and snap["last_failover"]["from"] == KA
     assert [m["health"] for m in snap["members"]] == ["dead", "alive"]
+    assert d.groups.away()  # on the standby: every cycle reads, to see the return soon
 
     wg.working.add(EA)  # back: not before the hold time, then failback
     back = clock.now
@@ -118,6 +119,7 @@ def test_start_reapplies_preferred_then_fails_over_and_back(tmp_path):
             break
     assert wg.holders("wg0") == [KA] and 20 <= clock.now - back < 20 + 3
     assert d.snapshot()["groups"][0]["last_failover"]["reason"].startswith("failback")
+    assert not d.groups.away()
 
 
 def test_failback_that_carries_no_traffic_reverts_and_doubles_the_hold(tmp_path):

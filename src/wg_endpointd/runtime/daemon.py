@@ -186,8 +186,10 @@ class Daemon:
         self.tester.hear(self.states)
         rx = self.tester.counters(own, self.states)
         self.tester.settle(self.states, own, rx)
-        # groups: one read a check_interval (standbys' handshakes); tests between
-        groups = bool(self.cfg.groups) and now >= self.group_read - lv.SLACK
+        # groups: one read a check_interval (standbys' handshakes), every cycle while one
+        # is on a standby (its preferred member's return); tests between
+        groups = bool(self.cfg.groups) and (now >= self.group_read - lv.SLACK
+                                            or self.groups.away())
         read = groups or self.tester.read_due(self.states, own)
         if groups:
             self.group_read = now + s.check_interval

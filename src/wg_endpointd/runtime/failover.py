@@ -69,6 +69,11 @@ class Keeper:
         due = [t for g in self.groups if (t := gp.failback_due(g, self.states[g.name]))]
         return min(due, default=math.inf)
 
+    def away(self) -> bool:
+        """A group is on a standby: its preferred member's return is looked for at
+        every cycle, not once a check_interval."""
+        return any(self.states[g.name].active != g.members[0] for g in self.groups)
+
     def actives(self) -> set[PeerId]:
         return {(g.interface, self.states[g.name].active) for g in self.groups}
 
