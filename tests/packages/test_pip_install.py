@@ -14,6 +14,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+# as a user's shell has it: `make test` sets PYTHONPATH=src, whose egg-info would make pip
+# in the new environment think the package is installed already, and skip it
+CLEAN = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +30,7 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
         shutil.copy(REPO / name, tree)
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
                             "--disable-pip-version-check", "-w", str(top / "dist"), str(tree)],
-                           capture_output=True, text=True, timeout=300, check=False)
+                           capture_output=True, text=True, timeout=300, check=False, env=CLEAN)
     if built.returncode != 0 and os.environ.get("WG_ENDPOINTD_REQUIRE_LAB") != "1" and \
             "setuptools" in built.stderr and ("connection" in built.stderr.lower()
                                               or "no matching distribution" in built.stderr):
@@ -35,16 +38,16 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert built.returncode == 0, built.stderr
     (wheel,) = (top / "dist").glob("wg_endpointd-*.whl")
     env = top / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(env)], check=True, timeout=300)
+    subprocess.run([sys.executable, "-m", "venv", str(env)], check=True, timeout=300, env=CLEAN)
     subprocess.run([str(env / "bin/pip"), "install", "-q", "--no-deps", "--no-index",
-                    "--disable-pip-version-check", str(wheel)], check=True, timeout=300)
+                    "--disable-pip-version-check", str(wheel)], check=True, timeout=300, env=CLEAN)
     return env
 
 
 def test_console_script_works(venv: Path, tmp_path: Path) -> None:
     exe = venv / "bin/wg-endpointd"
     out = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=60,
-                         check=False)
+                         check=False, env=CLEAN)
     from wg_endpointd import __version__
 
     assert out.returncode == 0 and out.stdout.strip() == f"wg-endpointd {__version__}"
@@ -52,7 +55,7 @@ def test_console_script_works(venv: Path, tmp_path: Path) -> None:
     empty.mkdir()
     out = subprocess.run([str(exe), "config", "--check", "--wireguard-dir", str(empty),
                           "--settings", str(tmp_path / "none.toml")],
-                         capture_output=True, text=True, timeout=60, check=False)
+                         capture_output=True, text=True, timeout=60, check=False, env=CLEAN)
     assert out.returncode == 0 and out.stdout == "enabled\n", out.stderr
 
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -15,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.luci_harness import tool
 from wg_endpointd.core.hookenv import LINUX_PATH
 from wg_endpointd.system.hooks import HookRunner
 
@@ -262,12 +261,7 @@ def test_bad_mode_is_refused() -> None:
 
 @pytest.fixture
 def busybox() -> str:
-    path = shutil.which("busybox")
-    if path is None:
-        if os.environ.get("WG_ENDPOINTD_REQUIRE_LAB") == "1":
-            pytest.fail("busybox is not installed (WG_ENDPOINTD_REQUIRE_LAB=1)")
-        pytest.skip("busybox is not installed")
-    return path
+    return tool("busybox")
 
 
 def openwrt_root(tmp_path: Path, busybox: str) -> tuple[Path, Path]:
@@ -378,8 +372,8 @@ def test_example_webhook_posts_json_under_busybox(tmp_path: Path, busybox: str,
     fake = bin_dir / client
     fake.write_text(f'#!/bin/sh\nfor a in "$@"; do printf "%s\\n" "$a"; done > {record}\n')
     fake.chmod(0o755)
-    for tool in ("sed", "cat", "printf"):  # what the hook uses besides the HTTP client
-        (bin_dir / tool).symlink_to(busybox)
+    for applet in ("sed", "cat", "printf"):  # what the hook uses besides the HTTP client
+        (bin_dir / applet).symlink_to(busybox)
     env = {"PATH": str(bin_dir), **EVENT, "DESCRIPTION": 'Office "HQ" \\ main\tdesk'}
     result = subprocess.run([busybox, "sh", str(EXAMPLE)], env=env, capture_output=True,
                             text=True, timeout=10, check=False)
@@ -397,11 +391,7 @@ def test_example_webhook_posts_json_under_busybox(tmp_path: Path, busybox: str,
 
 
 def test_stub_and_example_pass_shellcheck() -> None:
-    shellcheck = shutil.which("shellcheck")
-    if shellcheck is None:
-        if os.environ.get("WG_ENDPOINTD_REQUIRE_LAB") == "1":
-            pytest.fail("shellcheck is not installed (WG_ENDPOINTD_REQUIRE_LAB=1)")
-        pytest.skip("shellcheck is not installed")
+    shellcheck = tool("shellcheck")
     result = subprocess.run([shellcheck, "-s", "sh", str(HOTPLUG_STUB), str(EXAMPLE)],
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stdout
