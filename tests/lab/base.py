@@ -184,6 +184,16 @@ class LabBase:
         """Run argv in the peer namespace (env is merged over os.environ)."""
         return self._exec(self.peer_ns, argv, timeout, check, env, input)
 
+    def _add_namespace(self, ns: str) -> None:
+        """Create `ns` with its loopback up, recorded for cleanup (and its inode, to find
+        processes left in it)."""
+        _host_run(["ip", "netns", "add", ns])
+        self._namespaces.append(ns)
+        ino = _netns_inode(ns)
+        if ino is not None:
+            self._ns_inodes.add(ino)
+        _host_run(["ip", "-n", ns, "link", "set", "lo", "up"])
+
     def _ip_batch(self, ns: str, lines: list[str]) -> None:
         _host_run(["ip", "-n", ns, "-batch", "-"], input="\n".join(lines) + "\n")
 

@@ -28,7 +28,6 @@ from tests.lab.base import (
     LabBase,
     _fail,
     _host_run,
-    _netns_inode,
     _pids_in_netns,
     _stop,
 )
@@ -95,12 +94,7 @@ class Links(LabBase):
         _OPEN.add(self)  # type: ignore[arg-type]
         try:
             for ns in (self.router_ns, self.peer_ns):
-                _host_run(["ip", "netns", "add", ns])
-                self._namespaces.append(ns)
-                ino = _netns_inode(ns)
-                if ino is not None:
-                    self._ns_inodes.add(ino)
-                _host_run(["ip", "-n", ns, "link", "set", "lo", "up"])
+                self._add_namespace(ns)
                 # New interfaces skip IPv6 DAD, so addresses (link-local too) work at once.
                 self._exec(
                     ns,

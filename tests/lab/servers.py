@@ -6,7 +6,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from tests.lab.base import LabBase, _host_run, _netns_inode
+from tests.lab.base import LabBase
 from tests.lab.links import Link, _check_underlay
 from tests.lab.wgends import WgPair
 
@@ -50,12 +50,7 @@ class Servers(LabBase):
         if not re.fullmatch(r"[a-z][a-z0-9]{0,2}", name) or name in ("r", "p"):
             raise ValueError("server name: 1-3 characters of [a-z0-9], not 'r' or 'p'")
         ns = f"wgl-{self.tag}-{name}"
-        _host_run(["ip", "netns", "add", ns])
-        self._namespaces.append(ns)
-        ino = _netns_inode(ns)
-        if ino is not None:
-            self._ns_inodes.add(ino)
-        _host_run(["ip", "-n", ns, "link", "set", "lo", "up"])
+        self._add_namespace(ns)
         family = ipaddress.ip_address(server_addr).version
         _check_underlay(router_addr, prefixlen, family)
         _check_underlay(server_addr, prefixlen, family)

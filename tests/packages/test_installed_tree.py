@@ -10,19 +10,9 @@ from pathlib import Path
 import pytest
 
 from scripts import openwrt_py_split
-from tests.ipkbuild import build_ipks, depends, install_root
+from tests.ipkbuild import depends
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def ipks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return build_ipks(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def root(ipks: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return install_root(ipks, tmp_path_factory)
 
 
 # -- installed behaviour ----------------------------------------------------

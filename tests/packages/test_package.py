@@ -22,7 +22,7 @@ import pytest
 
 from scripts import build_ipk, pkgfiles, pkgspec
 from tests.apkbuild import NAMES
-from tests.ipkbuild import build_ipks, control_fields, data_members, depends, install_root
+from tests.ipkbuild import control_fields, data_members, depends
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD = [sys.executable, str(REPO / "scripts/build_ipk.py")]
@@ -38,16 +38,6 @@ OPENWRT_POSTINST = (
 OPENWRT_PRERM = (
     "#!/bin/sh\n[ -s ${IPKG_INSTROOT}/lib/functions.sh ] || exit 0\n"
     ". ${IPKG_INSTROOT}/lib/functions.sh\ndefault_prerm $0 $@\n")
-
-
-@pytest.fixture(scope="module")
-def ipks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return build_ipks(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def root(ipks: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return install_root(ipks, tmp_path_factory)
 
 
 # -- format ---------------------------------------------------------------

@@ -53,7 +53,7 @@ class Daemon:
         self.make_routes = make_routes
         self.states: dict[tuple[str, str], st.PeerState] = {}
         self.wake = self.reload = self.stop = False
-        self.next_check = self.next_resolve = self.next_failback = self.group_read = 0.0
+        self.next_check = self.next_resolve = self.next_failback = 0.0
         self.faultlog = FaultLog()  # per-peer lines within a router log's budget
         self.tester = Tester(lambda iface, target: self.engine.kick(iface, target), clock,
                              lambda iface: self.engine.iface_rx(iface),
@@ -186,13 +186,8 @@ class Daemon:
         self.tester.hear(self.states)
         rx = self.tester.counters(own, self.states)
         self.tester.settle(self.states, own, rx)
-        # groups: one read a check_interval (standbys' handshakes), every cycle while one
-        # is on a standby (its preferred member's return); tests between
-        groups = bool(self.cfg.groups) and (now >= self.group_read - lv.SLACK
-                                            or self.groups.away())
-        read = groups or self.tester.read_due(self.states, own)
-        if groups:
-            self.group_read = now + s.check_interval
+        read = self.groups.read_due(now, s.check_interval) \
+            or self.tester.read_due(self.states, own)
         by_iface = self.engine.dumps(p.interface for p in self.peers) if read else {}
         if not read:
             self.tester.busy(self.states, own, rx, now)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from ..config import Config, PeerConfig, Settings
 from ..config.groupconf import GroupConfig
 from ..core import groups as gp
+from ..core import liveness as lv
 from ..core import state as st
 from ..core.errors import WgError
 from ..core.events import Event, group_event
@@ -42,6 +43,7 @@ class Keeper:
         self.fault: dict[str, str] = {}  # group name -> the fault being retried
         self.io = GroupWg(engine, wg, lambda: self.by_id, peer_state)
         self.emit: Callable[[Event], None] = lambda _event: None  # failovers, failbacks
+        self.next_read = 0.0  # the standbys' next `wg show` (read_due)
 
     def configure(self, cfg: Config) -> None:
         """New configuration; a group that kept its name, interface and members keeps
@@ -73,6 +75,14 @@ class Keeper:
         """A group is on a standby: its preferred member's return is looked for at
         every cycle, not once a check_interval."""
         return any(self.states[g.name].active != g.members[0] for g in self.groups)
+
+    def read_due(self, now: float, interval: float) -> bool:
+        """Whether this check reads `wg` for the standbys' handshakes: once every
+        `interval` (check_interval), and at every cycle while a group is away."""
+        if not self.groups or (now < self.next_read - lv.SLACK and not self.away()):
+            return False
+        self.next_read = now + interval
+        return True
 
     def actives(self) -> set[PeerId]:
         return {(g.interface, self.states[g.name].active) for g in self.groups}
